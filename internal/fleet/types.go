@@ -1,0 +1,113 @@
+// Package fleet owns the fleet definition of a config repository: the
+// fleet.yaml file (DESIGN.md §2), its strict loading and its validation.
+package fleet
+
+import (
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// APIVersion and Kind identify a fleet.yaml document.
+const (
+	APIVersion = "convoy.dev/v1alpha1"
+	Kind       = "Fleet"
+	// FileName is the fleet definition's name at the root of a config repo.
+	FileName = "fleet.yaml"
+)
+
+// Fleet is a loaded and validated fleet.yaml.
+type Fleet struct {
+	Name      string
+	Timezone  string
+	Location  *time.Location // loaded from Timezone; UTC when Timezone is empty
+	Clusters  []Cluster      // in file order
+	Rollout   Rollout
+	Windows   []Window
+	Reconcile Reconcile
+	Change    ChangeSource
+	// PolicyData is spec.policy.data, exposed to Rego as data.convoy.config.
+	PolicyData map[string]any
+}
+
+// Cluster is one target cluster of the fleet.
+type Cluster struct {
+	Name        string
+	Environment string
+	Region      string
+	Path        string // kustomization directory, slash-separated, relative to the repo root
+	Kubeconfig  KubeconfigRef
+	Capacity    map[string]resource.Quantity // resource name → quantity; may be empty
+	Labels      map[string]string
+	Wave        string // name of the wave that holds this cluster
+}
+
+// KubeconfigRef says how to reach a cluster; exactly one field is set.
+type KubeconfigRef struct {
+	Context   string     // a context in the kubeconfig file given to the command or agent
+	SecretRef *SecretRef // a Secret holding a kubeconfig, in the agent's cluster
+	InCluster bool       // the cluster the agent runs in
+}
+
+// SecretRef names a key of a Secret.
+type SecretRef struct {
+	Name      string
+	Namespace string
+	Key       string
+}
+
+// Rollout orders the clusters in waves.
+type Rollout struct {
+	Waves             []Wave
+	HealthTimeout     time.Duration // default 5m
+	FailFast          bool          // default true
+	RollbackOnFailure bool
+}
+
+// Wave is a group of clusters applied together, after the previous wave is healthy.
+type Wave struct {
+	Name        string
+	Clusters    []string
+	Bake        time.Duration // wait after the wave is healthy
+	MaxParallel int           // clusters applied at once; default: all of the wave
+}
+
+// Window is a recurring time window (a cron schedule plus a duration).
+type Window struct {
+	Name            string
+	Kind            string // "deny" (the only kind today)
+	Schedule        string
+	Cron            cron.Schedule // parsed Schedule, in the fleet's time zone
+	Duration        time.Duration
+	Environments    []string // empty means every environment
+	AllowCategories []string
+}
+
+// Reconcile is the drift detection schedule.
+type Reconcile struct {
+	Schedule string
+	Cron     cron.Schedule // nil when Schedule is empty
+}
+
+// ChangeSource says where change requests and approvals come from.
+type ChangeSource struct {
+	Source string // "github" or "trailers"; default "trailers"
+	GitHub GitHubRepo
+}
+
+// GitHubRepo names the repository whose pull requests are the change requests.
+type GitHubRepo struct {
+	Owner string
+	Repo  string
+}
+
+// ClusterByName returns the named cluster, or nil.
+func (f *Fleet) ClusterByName(name string) *Cluster {
+	for i := range f.Clusters {
+		if f.Clusters[i].Name == name {
+			return &f.Clusters[i]
+		}
+	}
+	return nil
+}
