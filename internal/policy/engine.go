@@ -1,0 +1,425 @@
+// Package policy is convoy's policy gate (DESIGN.md §4): it compiles the
+// built-in Rego policies and a repository's own, builds the input document of
+// one change for one cluster, and evaluates it to allow, hold or deny.
+//
+// It fails closed: a policy that does not compile is an error of New, and an
+// evaluation error, a timeout, an undefined rule or a malformed result is a
+// deny whose message names the policy file and line where OPA gives them.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/convoy-gitops/convoy/policies"
+)
+
+// BuiltinPrefix prefixes the file names of the built-in policies in messages,
+// e.g. "builtin/quota.rego:12".
+const BuiltinPrefix = "builtin/"
+
+// DefaultTimeout bounds one evaluation when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// Verdict is the outcome of a policy evaluation.
+type Verdict string
+
+// Verdicts, from the least to the most severe.
+const (
+	Allow Verdict = "allow"
+	Hold  Verdict = "hold"
+	Deny  Verdict = "deny"
+)
+
+// Message is one deny, hold or warn message of a policy.
+type Message struct {
+	Package  string `json:"package"`            // e.g. "convoy.quota"
+	Msg      string `json:"msg"`                // what the policy says
+	Location string `json:"location,omitempty"` // "file:line" of the rule or error, "file" when several rules share the name
+}
+
+// Decision is the result of evaluating every policy for one input.
+type Decision struct {
+	Verdict Verdict   `json:"verdict"`
+	Deny    []Message `json:"deny"`
+	Hold    []Message `json:"hold"`
+	Warn    []Message `json:"warn"`
+}
+
+// Options configures an Engine.
+type Options struct {
+	// Dirs are folders of extra policies (a repository's policies/), read
+	// recursively; _test.rego files are skipped.
+	Dirs []string
+	// Data is exposed to Rego as data.convoy.config (fleet.yaml spec.policy.data).
+	Data map[string]any
+	// Timeout bounds one evaluation; DefaultTimeout when zero.
+	Timeout time.Duration
+}
+
+// CompileError is a policy that fails to parse or compile. Its message has
+// one line per problem: "file:line: code: message".
+type CompileError struct {
+	Problems []string
+	Err      error // the parser's or compiler's error
+}
+
+// compileError collects the problems of a parser or compiler error.
+func compileError(err error) *CompileError {
+	ce := &CompileError{Err: err}
+	var astErrs ast.Errors
+	if errors.As(err, &astErrs) {
+		for _, e := range astErrs {
+			if e.Location != nil {
+				ce.Problems = append(ce.Problems, fmt.Sprintf("%s:%d: %s: %s", e.Location.File, e.Location.Row, e.Code, e.Message))
+			} else {
+				ce.Problems = append(ce.Problems, fmt.Sprintf("%s: %s", e.Code, e.Message))
+			}
+		}
+	}
+	if len(ce.Problems) == 0 {
+		ce.Problems = []string{"compile policies: " + err.Error()}
+	}
+	return ce
+}
+
+func (e *CompileError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// Unwrap returns the parser's or compiler's error.
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// rules are the rules named deny, hold or warn of one package.
+type rules struct {
+	pkg       string   // "convoy.quota"
+	kind      string   // "deny", "hold" or "warn"
+	ref       string   // "data.convoy.quota.deny"
+	locations []string // "file:line" of each rule
+	binding   string   // query variable holding [value] or [] when undefined
+}
+
+func (r *rules) location() string {
+	if len(r.locations) == 1 {
+		return r.locations[0]
+	}
+	var files []string
+	seen := map[string]bool{}
+	for _, l := range r.locations {
+		f := l[:strings.LastIndex(l, ":")]
+		if !seen[f] {
+			seen[f] = true
+			files = append(files, f)
+		}
+	}
+	return strings.Join(files, ", ")
+}
+
+// Engine evaluates compiled policies. It is safe for concurrent use.
+type Engine struct {
+	query    rego.PreparedEvalQuery
+	rules    []*rules
+	packages map[string]string // file → package, to name the package of an error
+	timeout  time.Duration
+}
+
+// New compiles the built-in policies and those of opts.Dirs.
+func New(opts Options) (*Engine, error) {
+	modules, err := loadModules(opts.Dirs, false)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{packages: map[string]string{}, timeout: opts.Timeout}
+	if e.timeout <= 0 {
+		e.timeout = DefaultTimeout
+	}
+
+	byRef := map[string]*rules{}
+	var files []string
+	for file := range modules {
+		files = append(files, file)
+	}
+	sort.Strings(files)
+	for _, file := range files {
+		m := modules[file]
+		pkg := strings.TrimPrefix(m.Package.Path.String(), "data.")
+		e.packages[file] = pkg
+		if !m.Package.Path.HasPrefix(ast.MustParseRef("data.convoy")) || len(m.Package.Path) < 3 {
+			continue
+		}
+		for _, rule := range m.Rules {
+			head := rule.Head.Ref()
+			name, ok := head[0].Value.(ast.Var)
+			if !ok || (name != "deny" && name != "hold" && name != "warn") {
+				continue
+			}
+			ref := m.Package.Path.Append(ast.StringTerm(string(name))).String()
+			r := byRef[ref]
+			if r == nil {
+				r = &rules{pkg: pkg, kind: string(name), ref: ref}
+				byRef[ref] = r
+				e.rules = append(e.rules, r)
+			}
+			r.locations = append(r.locations, fmt.Sprintf("%s:%d", file, rule.Location.Row))
+		}
+	}
+	sort.Slice(e.rules, func(i, j int) bool { return e.rules[i].ref < e.rules[j].ref })
+
+	// One expression per rule, each defined even when its rule is not, so
+	// that one undefined rule does not hide the others.
+	query := make([]string, 0, len(e.rules)+1)
+	query = append(query, "true")
+	for i, r := range e.rules {
+		r.binding = fmt.Sprintf("convoy_rule_%d", i)
+		query = append(query, fmt.Sprintf("%s := [x | x := %s]", r.binding, r.ref))
+	}
+
+	regoOpts := []func(*rego.Rego){
+		rego.Query(strings.Join(query, "; ")),
+		rego.Store(configStore(opts.Data)),
+		rego.StrictBuiltinErrors(true),
+		rego.SetRegoVersion(ast.RegoV1),
+	}
+	for _, file := range files {
+		regoOpts = append(regoOpts, rego.ParsedModule(modules[file]))
+	}
+	e.query, err = rego.New(regoOpts...).PrepareForEval(context.Background())
+	if err != nil {
+		return nil, compileError(err)
+	}
+	return e, nil
+}
+
+// configStore holds data for data.convoy.config.
+func configStore(data map[string]any) storage.Store {
+	if data == nil {
+		data = map[string]any{}
+	}
+	return inmem.NewFromObject(map[string]any{"convoy": map[string]any{"config": data}})
+}
+
+// loadModules parses the built-in policies and the .rego files under dirs,
+// keyed by file name; withTests includes the _test.rego files.
+func loadModules(dirs []string, withTests bool) (map[string]*ast.Module, error) {
+	modules := map[string]*ast.Module{}
+	var errs ast.Errors
+	parse := func(name string, src []byte) {
+		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+		if err != nil {
+			var astErrs ast.Errors
+			if errors.As(err, &astErrs) {
+				errs = append(errs, astErrs...)
+				return
+			}
+			errs = append(errs, ast.NewError(ast.ParseErr, &ast.Location{File: name}, "%v", err))
+			return
+		}
+		modules[name] = m
+	}
+	keep := func(name string) bool {
+		return strings.HasSuffix(name, ".rego") && (withTests || !strings.HasSuffix(name, "_test.rego"))
+	}
+
+	entries, err := fs.ReadDir(policies.FS, ".")
+	if err != nil {
+		return nil, fmt.Errorf("built-in policies: %w", err)
+	}
+	for _, entry := range entries {
+		if !keep(entry.Name()) {
+			continue
+		}
+		src, err := fs.ReadFile(policies.FS, entry.Name())
+		if err != nil {
+			return nil, fmt.Errorf("built-in policy %s: %w", entry.Name(), err)
+		}
+		parse(BuiltinPrefix+entry.Name(), src)
+	}
+
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if path != dir && strings.HasPrefix(d.Name(), ".") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !keep(d.Name()) {
+				return nil
+			}
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			parse(path, src)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("policies %s: %w", dir, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, compileError(errs)
+	}
+	return modules, nil
+}
+
+// Evaluate evaluates every policy for in. It never fails: whatever goes
+// wrong is a deny.
+func (e *Engine) Evaluate(ctx context.Context, in *Input) Decision {
+	v, err := in.Value()
+	if err != nil {
+		return decide(Decision{Deny: []Message{{Msg: fmt.Sprintf("policy input: %v", err)}}})
+	}
+	return e.EvaluateValue(ctx, v)
+}
+
+// EvaluateValue evaluates every policy for an input document already
+// converted to a Rego value, which saves converting it again.
+func (e *Engine) EvaluateValue(ctx context.Context, input ast.Value) Decision {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return decide(Decision{Deny: []Message{e.evalError(ctx, err)}})
+	}
+	if len(rs) != 1 {
+		return decide(Decision{Deny: []Message{{Msg: fmt.Sprintf("policy query gave %d results, want 1", len(rs))}}})
+	}
+	var d Decision
+	for _, r := range e.rules {
+		var out *[]Message
+		switch r.kind {
+		case "deny":
+			out = &d.Deny
+		case "hold":
+			out = &d.Hold
+		default:
+			out = &d.Warn
+		}
+		msgs, bad := collect(r, rs[0].Bindings[r.binding])
+		*out = append(*out, msgs...)
+		d.Deny = append(d.Deny, bad...)
+	}
+	return decide(d)
+}
+
+// evalError turns an evaluation error into a deny message.
+func (e *Engine) evalError(ctx context.Context, err error) Message {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Message{Msg: fmt.Sprintf("policy evaluation timed out after %s", e.timeout)}
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return Message{Msg: "policy evaluation cancelled"}
+	}
+	var te *topdown.Error
+	if errors.As(err, &te) {
+		m := Message{Msg: fmt.Sprintf("policy evaluation failed: %s: %s", te.Code, te.Message)}
+		if te.Location != nil {
+			m.Location = fmt.Sprintf("%s:%d", te.Location.File, te.Location.Row)
+			m.Package = e.packages[te.Location.File]
+		}
+		return m
+	}
+	return Message{Msg: fmt.Sprintf("policy evaluation failed: %v", err)}
+}
+
+// collect reads the value of a rule: [] when undefined, else [set of
+// messages]. Malformed results are returned as deny messages.
+func collect(r *rules, binding any) (msgs, bad []Message) {
+	wrapped, ok := binding.([]any)
+	if !ok || len(wrapped) == 0 {
+		return nil, []Message{{Package: r.pkg, Location: r.location(),
+			Msg: fmt.Sprintf("%s is undefined; want a set of messages", r.ref)}}
+	}
+	items, ok := wrapped[0].([]any)
+	if !ok {
+		return nil, []Message{{Package: r.pkg, Location: r.location(),
+			Msg: fmt.Sprintf("%s is %s; want a set of strings or of objects with a string \"msg\"", r.ref, describe(wrapped[0]))}}
+	}
+	for _, item := range items {
+		switch v := item.(type) {
+		case string:
+			msgs = append(msgs, Message{Package: r.pkg, Msg: v, Location: r.location()})
+			continue
+		case map[string]any:
+			if s, ok := v["msg"].(string); ok {
+				msgs = append(msgs, Message{Package: r.pkg, Msg: s, Location: r.location()})
+				continue
+			}
+		}
+		bad = append(bad, Message{Package: r.pkg, Location: r.location(),
+			Msg: fmt.Sprintf("%s holds %s; want strings or objects with a string \"msg\"", r.ref, describe(item))})
+	}
+	return msgs, bad
+}
+
+// describe names a Rego result's type and value for a message.
+func describe(v any) string {
+	t := "a value"
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		t = "a boolean"
+	case string:
+		t = "a string"
+	case []any:
+		t = "a collection"
+	case map[string]any:
+		t = "an object"
+	default:
+		t = "a number"
+	}
+	s := fmt.Sprint(v)
+	if av, err := ast.InterfaceToValue(v); err == nil {
+		s = av.String()
+	}
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return t + " " + s
+}
+
+// decide sorts the messages and sets the verdict.
+func decide(d Decision) Decision {
+	for _, ms := range [][]Message{d.Deny, d.Hold, d.Warn} {
+		sort.SliceStable(ms, func(i, j int) bool {
+			if ms[i].Package != ms[j].Package {
+				return ms[i].Package < ms[j].Package
+			}
+			return ms[i].Msg < ms[j].Msg
+		})
+	}
+	if d.Deny == nil {
+		d.Deny = []Message{}
+	}
+	if d.Hold == nil {
+		d.Hold = []Message{}
+	}
+	if d.Warn == nil {
+		d.Warn = []Message{}
+	}
+	switch {
+	case len(d.Deny) > 0:
+		d.Verdict = Deny
+	case len(d.Hold) > 0:
+		d.Verdict = Hold
+	default:
+		d.Verdict = Allow
+	}
+	return d
+}

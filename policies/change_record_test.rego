@@ -1,0 +1,64 @@
+package convoy.change_record_test
+
+import data.convoy.change_record as cr
+
+with_body(category, body) := {"change": {
+	"revision": "abcdef0123456",
+	"category": category,
+	"pull_request": {"number": 7, "body": body, "author": "alice"},
+	"commit": {"sha": "abcdef0123456", "message": "Fix it"},
+}}
+
+rollback_body := "## Summary\nBump replicas.\n\n## Rollback\nRevert this pull request.\n"
+
+test_normal_with_rollback_allowed if {
+	count(cr.deny) == 0 with input as with_body("normal", rollback_body)
+}
+
+test_major_without_rollback_denied if {
+	cr.deny == {`major change needs a rollback plan: pull request #7 has no non-empty "## Rollback" section`} with input as with_body("major", "## Summary\nBig change.")
+}
+
+test_empty_rollback_section_denied if {
+	count(cr.deny) == 1 with input as with_body("normal", "## Rollback\n\n   \n## Testing\nDone.")
+}
+
+test_rollback_section_with_only_template_comment_denied if {
+	count(cr.deny) == 1 with input as with_body("normal", "## Rollback\n<!-- how to undo this change -->\n")
+}
+
+test_rollback_subheading_content_counts if {
+	count(cr.deny) == 0 with input as with_body("normal", "## Rollback plan\n### Steps\n1. revert\r\n")
+}
+
+test_level3_rollback_heading_does_not_count if {
+	count(cr.deny) == 1 with input as with_body("normal", "### Rollback\nrevert\n")
+}
+
+test_null_body_denied if {
+	count(cr.deny) == 1 with input as with_body("major", null)
+}
+
+test_standard_needs_no_rollback if {
+	count(cr.deny) == 0 with input as with_body("standard", "")
+}
+
+test_emergency_needs_reason if {
+	cr.deny == {"emergency change needs a reason: pull request #7 has an empty body"} with input as with_body("emergency", "  \n")
+	count(cr.deny) == 0 with input as with_body("emergency", "Outage INC-1: roll forward the fix.")
+}
+
+test_trailer_normal_change_denied if {
+	c := {"revision": "abcdef0123456", "category": "normal", "pull_request": null, "commit": {"message": "x"}}
+	cr.deny == {`normal change abcdef0 has no pull request, so no rollback plan: normal changes need a pull request whose body has a "## Rollback" section`} with input as {"change": c}
+}
+
+test_trailer_emergency_uses_commit_message if {
+	c := {"revision": "abcdef0123456", "category": "emergency", "pull_request": null, "commit": {"message": "Hotfix for INC-2"}}
+	count(cr.deny) == 0 with input as {"change": c}
+	count(cr.deny) == 1 with input as {"change": object.union(c, {"commit": {"message": ""}})}
+}
+
+test_unreviewed_skipped if {
+	count(cr.deny) == 0 with input as {"change": {"revision": "abc", "category": "unreviewed", "pull_request": null}}
+}
