@@ -44,7 +44,7 @@ func AssetsDir(full bool) (string, error) {
 }
 
 func checkAssets(dir string, full bool) error {
-	names := []string{"kube-apiserver", "etcd", "kubectl"}
+	names := []string{"kube-apiserver", "etcd"}
 	if full {
 		names = append(names, "kube-controller-manager", "kube-scheduler", "kwok")
 	}

@@ -2,9 +2,11 @@ package testenv
 
 import (
 	"bytes"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/go-logr/logr"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +24,12 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
+
+// quietLogs stops controller-runtime from printing a stack trace to say no
+// logger was set; test failures carry the component logs instead.
+var quietLogs sync.Once
 
 // Flavour says which parts of Kubernetes a test cluster runs.
 type Flavour string
@@ -82,6 +89,7 @@ func (cs *Clusters) Get(name string) *Cluster {
 // when the test ends, whether it passes, fails or panics.
 func Start(t testing.TB, specs ...Spec) *Clusters {
 	t.Helper()
+	quietLogs.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	full := false
 	for _, s := range specs {
 		full = full || s.Flavour == Full

@@ -1,0 +1,209 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// Options tune one cluster apply.
+type Options struct {
+	// HealthTimeout bounds the wait for applied objects to become healthy.
+	HealthTimeout time.Duration
+	// WaitInterval is how often health is polled; 1s when zero.
+	WaitInterval time.Duration
+	// AllowEmpty lets an empty render prune every object convoy applied.
+	AllowEmpty bool
+}
+
+// Applier applies rendered objects to one cluster.
+type Applier struct {
+	Fleet   string
+	Cluster string
+	client  client.Client
+	rm      *ssa.ResourceManager
+}
+
+// New returns an Applier for the cluster reached by cfg.
+func New(cfg *rest.Config, fleetName, clusterName string) (*Applier, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", clusterName, err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", clusterName, err)
+	}
+	c, err := client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", clusterName, err)
+	}
+	poller := polling.NewStatusPoller(c, mapper, polling.Options{})
+	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "convoy.dev"})
+	rm.SetConcurrency(8)
+	return &Applier{Fleet: fleetName, Cluster: clusterName, client: c, rm: rm}, nil
+}
+
+// Client is the cluster's client.
+func (a *Applier) Client() client.Client { return a.client }
+
+// Result is what one apply did.
+type Result struct {
+	Applied   []ObjectChange
+	Pruned    []string // IDs deleted
+	Kept      []string // IDs no longer rendered but not deleted: foreign, prune disabled, or delete failed
+	Inventory []string // IDs the cluster's record must hold after this apply
+}
+
+// ObjectChange is one object's outcome: created, configured or unchanged.
+type ObjectChange struct {
+	ID     string
+	Action string
+}
+
+// prepare returns deep copies of objs carrying the owner labels.
+func (a *Applier) prepare(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		c := o.DeepCopy()
+		labels := c.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[LabelFleet] = a.Fleet
+		labels[LabelCluster] = a.Cluster
+		c.SetLabels(labels)
+		out[i] = c
+	}
+	return out
+}
+
+// Apply applies objs (ApplyAllStaged), waits until they are healthy, then
+// prunes what prev's inventory held that objs no longer do. prev may be nil
+// (first apply). On a health failure the objects stay applied and the
+// error names every unhealthy object; nothing is pruned.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, prev *Record, opts Options) (*Result, error) {
+	var prevInv []string
+	if prev != nil {
+		prevInv = prev.Inventory
+	}
+	if len(objs) == 0 && len(prevInv) > 0 && !opts.AllowEmpty {
+		return nil, fmt.Errorf("cluster %s: the render is empty and would prune all %d objects; refusing without --allow-empty", a.Cluster, len(prevInv))
+	}
+	objs = a.prepare(objs)
+	applyOpts := ssa.DefaultApplyOptions()
+	applyOpts.ForceSelector = map[string]string{AnnotationForce: "enabled"}
+	applyOpts.WaitInterval = interval(opts)
+	applyOpts.WaitTimeout = healthTimeout(opts)
+	cs, err := a.rm.ApplyAllStaged(ctx, objs, applyOpts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: apply: %w", a.Cluster, err)
+	}
+	res := &Result{}
+	for _, e := range cs.Entries {
+		res.Applied = append(res.Applied, ObjectChange{ID: idOfEntry(e), Action: e.Action.String()})
+	}
+	waitOpts := ssa.WaitOptions{Interval: interval(opts), Timeout: healthTimeout(opts)}
+	if err := a.rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), waitOpts); err != nil {
+		return res, &UnhealthyError{Cluster: a.Cluster, Err: err}
+	}
+	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
+	return res, err
+}
+
+func idOfEntry(e ssa.ChangeSetEntry) string {
+	m := e.ObjMetadata
+	// ObjMetadata has no version; use the applied object's GroupVersion.
+	return strings.TrimPrefix(e.GroupVersion+"/", "/") + m.GroupKind.Kind + "/" + m.Namespace + "/" + m.Name
+}
+
+// prune deletes what prevInv holds and objs do not, but only objects that
+// carry this fleet's and cluster's owner labels and are not annotated
+// convoy.dev/prune: disabled. It returns the new inventory: every rendered
+// object plus every stale one whose delete failed, so the next run retries.
+func (a *Applier) prune(ctx context.Context, objs []*unstructured.Unstructured, prevInv []string) (inventory, pruned, kept []string, err error) {
+	current := make(map[objectKey]bool, len(objs))
+	for _, o := range objs {
+		ref := RefOf(o)
+		current[keyOf(ref)] = true
+		inventory = append(inventory, ref.String())
+	}
+	var stale []*unstructured.Unstructured
+	for _, id := range prevInv {
+		ref, perr := ParseRef(id)
+		if perr != nil {
+			continue // not ours to interpret; drop it
+		}
+		if !current[keyOf(ref)] {
+			stale = append(stale, ref.Unstructured())
+		}
+	}
+	if len(stale) > 0 {
+		delOpts := ssa.DefaultDeleteOptions()
+		delOpts.Inclusions = map[string]string{LabelFleet: a.Fleet, LabelCluster: a.Cluster}
+		delOpts.Exclusions = map[string]string{AnnotationPrune: "disabled"}
+		cs, derr := a.rm.DeleteAll(ctx, stale, delOpts)
+		for _, e := range cs.Entries {
+			id := idOfEntry(e)
+			switch e.Action {
+			case ssa.DeletedAction:
+				pruned = append(pruned, id)
+			case ssa.SkippedAction:
+				kept = append(kept, id)
+			default: // the delete failed: keep it in the inventory and retry next time
+				kept = append(kept, id)
+				inventory = append(inventory, id)
+			}
+		}
+		if derr != nil {
+			err = fmt.Errorf("cluster %s: prune: %w", a.Cluster, derr)
+		}
+	}
+	sort.Strings(inventory)
+	sort.Strings(pruned)
+	sort.Strings(kept)
+	return inventory, pruned, kept, err
+}
+
+func interval(o Options) time.Duration {
+	if o.WaitInterval > 0 {
+		return o.WaitInterval
+	}
+	return time.Second
+}
+
+func healthTimeout(o Options) time.Duration {
+	if o.HealthTimeout > 0 {
+		return o.HealthTimeout
+	}
+	return 5 * time.Minute
+}
+
+// UnhealthyError is returned when applied objects did not become healthy
+// within the health timeout. Its message names each unhealthy object.
+type UnhealthyError struct {
+	Cluster string
+	Err     error
+}
+
+func (e *UnhealthyError) Error() string {
+	return fmt.Sprintf("cluster %s: not healthy: %v", e.Cluster, e.Err)
+}
+
+func (e *UnhealthyError) Unwrap() error { return e.Err }
+
+// IsUnhealthy reports whether err is a health failure.
+func IsUnhealthy(err error) bool {
+	var u *UnhealthyError
+	return errors.As(err, &u)
+}

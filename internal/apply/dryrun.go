@@ -1,0 +1,118 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// dryRunNamespace stands in for a namespace that the same apply creates:
+// its objects are dry-run there, so schema and admission are still checked.
+const dryRunNamespace = "default"
+
+// Rejection is one object the API server refused in a dry-run.
+type Rejection struct {
+	ID      string
+	Message string
+}
+
+// RejectedError lists every object of a cluster that the API server
+// rejected in the server-side dry-run.
+type RejectedError struct {
+	Cluster    string
+	Rejections []Rejection
+}
+
+func (e *RejectedError) Error() string {
+	lines := make([]string, len(e.Rejections))
+	for i, r := range e.Rejections {
+		lines[i] = fmt.Sprintf("cluster %s: %s rejected: %s", e.Cluster, r.ID, r.Message)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// DryRun server-side applies every object with dryRun=All and returns a
+// *RejectedError naming each object the API server refuses (schema errors,
+// unknown kinds, admission denials). It writes nothing.
+//
+// Objects in a namespace that does not exist yet but is created by the same
+// set are dry-run in the "default" namespace instead. Custom resources whose
+// CustomResourceDefinition is in the same set cannot be dry-run before the
+// CRD exists and are skipped; the real apply still checks them.
+func (a *Applier) DryRun(ctx context.Context, objs []*unstructured.Unstructured) error {
+	objs = a.prepare(objs)
+	newNS := map[string]bool{}
+	newKinds := map[string]bool{} // group/kind of CRDs in the set
+	for _, o := range objs {
+		switch o.GroupVersionKind().GroupKind().String() {
+		case "Namespace":
+			newNS[o.GetName()] = true
+		case "CustomResourceDefinition.apiextensions.k8s.io":
+			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			newKinds[group+"/"+kind] = true
+		}
+	}
+	existingNS := map[string]bool{}
+	if len(newNS) > 0 {
+		var list corev1.NamespaceList
+		if err := a.client.List(ctx, &list); err != nil {
+			return fmt.Errorf("cluster %s: list namespaces: %w", a.Cluster, err)
+		}
+		for _, ns := range list.Items {
+			existingNS[ns.Name] = true
+		}
+	}
+
+	var (
+		mu   sync.Mutex
+		rejs []Rejection
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 16)
+	)
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if newKinds[gvk.Group+"/"+gvk.Kind] {
+			if _, err := a.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); meta.IsNoMatchError(err) {
+				continue
+			}
+		}
+		id := RefOf(o).String()
+		if ns := o.GetNamespace(); ns != "" && newNS[ns] && !existingNS[ns] {
+			o.SetNamespace(dryRunNamespace)
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := a.client.Patch(ctx, o, client.Apply, client.DryRunAll, client.ForceOwnership, client.FieldOwner(FieldManager))
+			if err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			rejs = append(rejs, Rejection{ID: id, Message: rejectionMessage(err)})
+		}()
+	}
+	wg.Wait()
+	if len(rejs) == 0 {
+		return nil
+	}
+	sort.Slice(rejs, func(i, j int) bool { return rejs[i].ID < rejs[j].ID })
+	return &RejectedError{Cluster: a.Cluster, Rejections: rejs}
+}
+
+func rejectionMessage(err error) string {
+	if status, ok := err.(apierrors.APIStatus); ok {
+		return status.Status().Message
+	}
+	return err.Error()
+}

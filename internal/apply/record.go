@@ -1,0 +1,181 @@
+package apply
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Labels and annotations convoy reads and writes on cluster objects.
+const (
+	LabelFleet      = "convoy.dev/fleet"
+	LabelCluster    = "convoy.dev/cluster"
+	AnnotationPrune = "convoy.dev/prune" // "disabled": never pruned
+	AnnotationForce = "convoy.dev/force" // "enabled": recreated on immutable field changes
+	// StateNamespace holds each cluster's record of what convoy applied.
+	StateNamespace = "convoy-system"
+	// FieldManager is the server-side apply field manager of every write.
+	FieldManager = "convoy"
+)
+
+// Record statuses.
+const (
+	StatusApplied    = "applied"     // Revision is applied and was healthy
+	StatusFailed     = "failed"      // FailedRevision failed; Revision is what runs
+	StatusRolledBack = "rolled-back" // FailedRevision failed and Revision was re-applied
+)
+
+// inventoryInlineMax is the size above which the inventory is gzipped into
+// binaryData, keeping the ConfigMap well under etcd's 1.5 MiB object limit.
+const inventoryInlineMax = 64 << 10
+
+// Record is a cluster's own account of what convoy applied there: the
+// ConfigMap convoy-system/convoy-<fleet> (DESIGN.md §6). The agent keeps no
+// other state; it resumes from these records.
+type Record struct {
+	Fleet            string       `json:"fleet"`
+	Cluster          string       `json:"cluster"`
+	Revision         string       `json:"revision"` // the revision that runs on the cluster
+	PreviousRevision string       `json:"previousRevision,omitempty"`
+	RenderHash       string       `json:"renderHash,omitempty"`
+	AppliedAt        time.Time    `json:"appliedAt"`
+	Status           string       `json:"status"`
+	FailedRevision   string       `json:"failedRevision,omitempty"` // a revision that failed here; not retried until a newer one
+	Reason           string       `json:"reason,omitempty"`
+	Health           string       `json:"health"`
+	Change           RecordChange `json:"change"`
+	Verdict          string       `json:"verdict,omitempty"`
+	Messages         []string     `json:"messages,omitempty"`
+	Agent            string       `json:"agent,omitempty"`
+	Inventory        []string     `json:"-"` // object IDs convoy applied and owns
+
+	resourceVersion string // for optimistic concurrency on write
+}
+
+// RecordChange is the part of the change a record keeps.
+type RecordChange struct {
+	PullRequest int      `json:"pullRequest,omitempty"`
+	Category    string   `json:"category,omitempty"`
+	Approvers   []string `json:"approvers,omitempty"`
+}
+
+// RecordName is the name of a fleet's record ConfigMap.
+func RecordName(fleetName string) string { return "convoy-" + fleetName }
+
+// ErrConflict means another writer changed the record since it was read.
+var ErrConflict = errors.New("record changed by another writer")
+
+// ReadRecord returns the cluster's record, or nil when there is none yet.
+func ReadRecord(ctx context.Context, c client.Reader, fleetName string) (*Record, error) {
+	var cm corev1.ConfigMap
+	err := c.Get(ctx, client.ObjectKey{Namespace: StateNamespace, Name: RecordName(fleetName)}, &cm)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read record %s/%s: %w", StateNamespace, RecordName(fleetName), err)
+	}
+	return decodeRecord(&cm)
+}
+
+func decodeRecord(cm *corev1.ConfigMap) (*Record, error) {
+	r := &Record{}
+	if err := json.Unmarshal([]byte(cm.Data["record"]), r); err != nil {
+		return nil, fmt.Errorf("record %s/%s: key record: %w", cm.Namespace, cm.Name, err)
+	}
+	inv := cm.Data["inventory"]
+	if gz, ok := cm.BinaryData["inventory.gz"]; ok {
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			return nil, fmt.Errorf("record %s/%s: inventory.gz: %w", cm.Namespace, cm.Name, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(zr, 64<<20))
+		if err != nil {
+			return nil, fmt.Errorf("record %s/%s: inventory.gz: %w", cm.Namespace, cm.Name, err)
+		}
+		inv = string(data)
+	}
+	for _, id := range strings.Split(inv, "\n") {
+		if id != "" {
+			r.Inventory = append(r.Inventory, id)
+		}
+	}
+	r.resourceVersion = cm.ResourceVersion
+	return r, nil
+}
+
+func encodeRecord(r *Record) (*corev1.ConfigMap, error) {
+	meta, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace:       StateNamespace,
+			Name:            RecordName(r.Fleet),
+			Labels:          map[string]string{LabelFleet: r.Fleet, LabelCluster: r.Cluster, "app.kubernetes.io/managed-by": "convoy"},
+			ResourceVersion: r.resourceVersion,
+		},
+		Data: map[string]string{"record": string(meta)},
+	}
+	inv := strings.Join(r.Inventory, "\n")
+	if len(inv) <= inventoryInlineMax {
+		cm.Data["inventory"] = inv
+		return cm, nil
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write([]byte(inv)); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	cm.BinaryData = map[string][]byte{"inventory.gz": buf.Bytes()}
+	return cm, nil
+}
+
+// WriteRecord creates or updates the record. An update carries the
+// resourceVersion the record was read at, so a concurrent writer makes it
+// fail with ErrConflict instead of being overwritten silently.
+func WriteRecord(ctx context.Context, c client.Client, r *Record) error {
+	if err := ensureNamespace(ctx, c, StateNamespace); err != nil {
+		return err
+	}
+	cm, err := encodeRecord(r)
+	if err != nil {
+		return fmt.Errorf("encode record of cluster %s: %w", r.Cluster, err)
+	}
+	if r.resourceVersion == "" {
+		err = c.Create(ctx, cm)
+	} else {
+		err = c.Update(ctx, cm)
+	}
+	switch {
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		return fmt.Errorf("write record %s/%s on cluster %s: %w", StateNamespace, cm.Name, r.Cluster, ErrConflict)
+	case err != nil:
+		return fmt.Errorf("write record %s/%s on cluster %s: %w", StateNamespace, cm.Name, r.Cluster, err)
+	}
+	r.resourceVersion = cm.ResourceVersion
+	return nil
+}
+
+func ensureNamespace(ctx context.Context, c client.Client, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
