@@ -1,5 +1,8 @@
 // Package fleet owns the fleet definition of a config repository: the
 // fleet.yaml file (DESIGN.md §2), its strict loading and its validation.
+// Load and Parse walk the YAML node tree so that every problem (unknown
+// fields included) is reported at once, each with its file, line and field,
+// in a *ValidationError.
 package fleet
 
 import (
@@ -110,4 +113,28 @@ func (f *Fleet) ClusterByName(name string) *Cluster {
 		}
 	}
 	return nil
+}
+
+// WaveIndex returns the position of the named wave in the rollout, or -1.
+func (f *Fleet) WaveIndex(name string) int {
+	for i, w := range f.Rollout.Waves {
+		if w.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaveClusters returns the clusters of each wave, in rollout order and in
+// the order each wave lists them.
+func (f *Fleet) WaveClusters() [][]*Cluster {
+	out := make([][]*Cluster, len(f.Rollout.Waves))
+	for i, w := range f.Rollout.Waves {
+		for _, name := range w.Clusters {
+			if c := f.ClusterByName(name); c != nil {
+				out[i] = append(out[i], c)
+			}
+		}
+	}
+	return out
 }
