@@ -1,11 +1,188 @@
 package commands
 
-import "github.com/spf13/cobra"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/render"
+)
+
+// renderOutput is the JSON form of convoy render.
+type renderOutput struct {
+	Revision string          `json:"revision"`
+	Clusters []renderCluster `json:"clusters"`
+}
+
+// renderCluster is one cluster of renderOutput.
+type renderCluster struct {
+	Name    string           `json:"name"`
+	Wave    string           `json:"wave"`
+	Objects []map[string]any `json:"objects"`
+}
 
 func newRenderCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "render",
-		Short: "Render clusters' manifests (not built yet)",
-		RunE:  notBuilt("convoy render"),
+	var (
+		repo     string
+		clusters []string
+		output   string
+	)
+	cmd := &cobra.Command{
+		Use:   "render --repo DIR [--cluster NAME]... [-o yaml|json]",
+		Short: "Render clusters' manifests",
+		Long: `Render renders the clusters of a config repository with kustomize, in wave
+order, with the cluster variables substituted. Every cluster is rendered before
+anything is printed: on any error nothing goes to stdout, each problem goes to
+stderr on its own line, and the exit code is 2.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := runRender(cmd, repo, clusters, output)
+			if err != nil {
+				return withCode(ExitError, err)
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
 	}
+	cmd.Flags().StringVar(&repo, "repo", "", "config repository directory")
+	cmd.Flags().StringArrayVar(&clusters, "cluster", nil, "render only this cluster (repeatable); default: all")
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	return cmd
+}
+
+// runRender renders and formats; it returns the whole output or an error.
+func runRender(cmd *cobra.Command, repo string, names []string, output string) ([]byte, error) {
+	if output != "yaml" && output != "json" {
+		return nil, fmt.Errorf("--output %q: expected yaml or json", output)
+	}
+	switch {
+	case repo == "":
+		return nil, errors.New("--repo: required")
+	case looksLikeURL(repo):
+		return nil, fmt.Errorf("--repo %s: remote repositories are not supported yet; clone it and pass the directory", repo)
+	}
+	f, err := fleet.Load(repo)
+	if err != nil {
+		return nil, err
+	}
+	selected, err := selectClusters(f, names)
+	if err != nil {
+		return nil, err
+	}
+	var r render.Renderer
+	results, err := r.All(cmd.Context(), repo, f, selected)
+	if err != nil {
+		return nil, err
+	}
+	doc := renderOutput{Revision: gitRevision(repo), Clusters: make([]renderCluster, len(results))}
+	for i, res := range results {
+		c := f.ClusterByName(res.Cluster)
+		doc.Clusters[i] = renderCluster{Name: c.Name, Wave: c.Wave, Objects: objectMaps(res.Objects)}
+	}
+	if output == "json" {
+		b, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		return append(b, '\n'), nil
+	}
+	return renderYAML(doc)
+}
+
+// selectClusters returns the names of the clusters to render, in wave order:
+// the named ones, or all of them. Unknown names are errors.
+func selectClusters(f *fleet.Fleet, names []string) ([]string, error) {
+	want := map[string]bool{}
+	var errs []error
+	for _, n := range names {
+		if f.ClusterByName(n) == nil {
+			errs = append(errs, fmt.Errorf("--cluster %s: no such cluster in %s", n, fleet.FileName))
+			continue
+		}
+		want[n] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var ordered []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] && (len(want) == 0 || want[n]) && f.ClusterByName(n) != nil {
+			seen[n] = true
+			ordered = append(ordered, n)
+		}
+	}
+	for _, w := range f.Rollout.Waves {
+		for _, n := range w.Clusters {
+			add(n)
+		}
+	}
+	// A valid fleet has every cluster in a wave; keep any other at the end.
+	for _, c := range f.Clusters {
+		add(c.Name)
+	}
+	return ordered, nil
+}
+
+// objectMaps returns the objects' contents.
+func objectMaps(objs []*unstructured.Unstructured) []map[string]any {
+	out := make([]map[string]any, len(objs))
+	for i, u := range objs {
+		out[i] = u.Object
+	}
+	return out
+}
+
+// renderYAML formats doc as multi-document YAML, each cluster's first
+// document headed by a "# cluster: <name>" comment.
+func renderYAML(doc renderOutput) ([]byte, error) {
+	var b bytes.Buffer
+	for _, c := range doc.Clusters {
+		if len(c.Objects) == 0 {
+			fmt.Fprintf(&b, "---\n# cluster: %s\n", c.Name)
+		}
+		for i, obj := range c.Objects {
+			b.WriteString("---\n")
+			if i == 0 {
+				fmt.Fprintf(&b, "# cluster: %s\n", c.Name)
+			}
+			y, err := yaml.Marshal(obj)
+			if err != nil {
+				return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+			}
+			b.Write(y)
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// urlLike matches repository addresses rather than directories.
+var urlLike = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://|[a-zA-Z0-9_.-]+@[^/:]+:)`)
+
+// looksLikeURL reports whether repo names a remote repository.
+func looksLikeURL(repo string) bool {
+	return urlLike.MatchString(repo) || strings.HasPrefix(repo, "github.com/")
+}
+
+// gitRevision returns the HEAD commit of dir when dir is the root of a git
+// repository, else "".
+func gitRevision(dir string) string {
+	r, err := git.PlainOpen(dir)
+	if err != nil {
+		return ""
+	}
+	head, err := r.Head()
+	if err != nil {
+		return ""
+	}
+	return head.Hash().String()
 }

@@ -1,0 +1,394 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxFileSize is the largest file, in bytes, that a render reads from a
+// config repository. Larger files are refused with an error naming them.
+const MaxFileSize = 4 << 20
+
+// errReadOnly is returned by every write to a repoFS.
+var errReadOnly = errors.New("the config repository is read-only during a render")
+
+// repoFS is a kustomize file system confined to one repository directory: it
+// refuses any path that is, or resolves through symbolic links to, a path
+// outside the root; it refuses files larger than MaxFileSize; it refuses
+// kustomization files that name remote bases or files; and it is read-only.
+// It records the files it has read, so that errors can name sources.
+type repoFS struct {
+	disk filesys.FileSystem
+	root string // absolute, symlinks resolved
+
+	mu      sync.Mutex
+	read    []string // repo-relative paths of files read, in order
+	refused []error  // what the file system refused, each message once
+}
+
+var _ filesys.FileSystem = (*repoFS)(nil)
+
+// newRepoFS returns a file system confined to dir.
+func newRepoFS(dir string) (*repoFS, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", dir, err)
+	}
+	root, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("repository %s: %w", dir, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("repository %s: not a directory", dir)
+	}
+	return &repoFS{disk: filesys.MakeFsOnDisk(), root: root}, nil
+}
+
+// outsideError says that a path leaves the repository.
+type outsideError struct {
+	path     string // as given, or repo-relative when inside
+	resolved string // symlink target when it differs from path
+}
+
+// refuse records err as a refusal and returns it.
+func (fs *repoFS) refuse(err error) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, r := range fs.refused {
+		if r.Error() == err.Error() {
+			return err
+		}
+	}
+	fs.refused = append(fs.refused, err)
+	return err
+}
+
+// refusals returns what the file system has refused so far.
+func (fs *repoFS) refusals() []error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return append([]error(nil), fs.refused...)
+}
+
+func (e *outsideError) Error() string {
+	if e.resolved != "" {
+		return fmt.Sprintf("file %q resolves to %q, outside the repository", e.path, e.resolved)
+	}
+	return fmt.Sprintf("file %q is outside the repository", e.path)
+}
+
+// within reports whether the absolute, clean path p is the root or below it.
+func (fs *repoFS) within(p string) bool {
+	return p == fs.root || strings.HasPrefix(p, fs.root+string(filepath.Separator))
+}
+
+// rel returns p relative to the root when p is inside it, else p.
+func (fs *repoFS) rel(p string) string {
+	if fs.within(p) {
+		if r, err := filepath.Rel(fs.root, p); err == nil {
+			return filepath.ToSlash(r)
+		}
+	}
+	return p
+}
+
+// check returns the absolute, symlink-free form of p, or an error when p is
+// outside the repository. A path that does not exist is checked lexically
+// after resolving its longest existing parent, so that the caller's own
+// operation reports "not found".
+func (fs *repoFS) check(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	// Paths under the root as given are named relative to it in errors.
+	if !fs.within(abs) {
+		name := abs
+		if r, err := filepath.Rel(fs.root, abs); err == nil {
+			name = filepath.ToSlash(r)
+		}
+		return "", &outsideError{path: name}
+	}
+	resolved, err := resolve(abs)
+	if err != nil {
+		return "", err
+	}
+	if !fs.within(resolved) {
+		return "", &outsideError{path: fs.rel(abs), resolved: resolved}
+	}
+	return resolved, nil
+}
+
+// checkUse is check for an operation that fails when p is refused: the
+// refusal is recorded, so that it can be reported even when kustomize
+// replaces it by the error of a fallback attempt.
+func (fs *repoFS) checkUse(p string) (string, error) {
+	r, err := fs.check(p)
+	var oe *outsideError
+	if errors.As(err, &oe) {
+		fs.refuse(err)
+	}
+	return r, err
+}
+
+// resolve evaluates the symbolic links of abs; when abs does not exist it
+// resolves the longest existing parent and appends the rest.
+func resolve(abs string) (string, error) {
+	r, err := filepath.EvalSymlinks(abs)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	parent := filepath.Dir(abs)
+	if parent == abs {
+		return abs, nil
+	}
+	rp, err := resolve(parent)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(rp, filepath.Base(abs)), nil
+}
+
+// Create refuses: a render never writes.
+func (fs *repoFS) Create(string) (filesys.File, error) { return nil, errReadOnly }
+
+// Mkdir refuses: a render never writes.
+func (fs *repoFS) Mkdir(string) error { return errReadOnly }
+
+// MkdirAll refuses: a render never writes.
+func (fs *repoFS) MkdirAll(string) error { return errReadOnly }
+
+// RemoveAll refuses: a render never writes.
+func (fs *repoFS) RemoveAll(string) error { return errReadOnly }
+
+// WriteFile refuses: a render never writes.
+func (fs *repoFS) WriteFile(string, []byte) error { return errReadOnly }
+
+// Open opens a file of the repository for reading.
+func (fs *repoFS) Open(p string) (filesys.File, error) {
+	r, err := fs.checkUse(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := fs.checkSize(r); err != nil {
+		return nil, err
+	}
+	return fs.disk.Open(r)
+}
+
+// IsDir reports whether p is a directory inside the repository.
+func (fs *repoFS) IsDir(p string) bool {
+	r, err := fs.check(p)
+	return err == nil && fs.disk.IsDir(r)
+}
+
+// ReadDir lists a directory of the repository.
+func (fs *repoFS) ReadDir(p string) ([]string, error) {
+	r, err := fs.checkUse(p)
+	if err != nil {
+		return nil, err
+	}
+	return fs.disk.ReadDir(r)
+}
+
+// CleanedAbs splits p, resolved, into a confirmed directory and a file name.
+func (fs *repoFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	r, err := fs.checkUse(p)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := os.Lstat(r); err != nil {
+		return "", "", fmt.Errorf("%s: %w", fs.rel(r), os.ErrNotExist)
+	}
+	return fs.disk.CleanedAbs(r)
+}
+
+// Exists reports whether p exists inside the repository.
+func (fs *repoFS) Exists(p string) bool {
+	r, err := fs.check(p)
+	return err == nil && fs.disk.Exists(r)
+}
+
+// Glob returns the repository's files matching pattern.
+func (fs *repoFS) Glob(pattern string) ([]string, error) {
+	matches, err := fs.disk.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	out := matches[:0]
+	for _, m := range matches {
+		if _, err := fs.check(m); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// ReadFile returns the contents of a file of the repository.
+func (fs *repoFS) ReadFile(p string) ([]byte, error) {
+	r, err := fs.checkUse(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := fs.checkSize(r); err != nil {
+		return nil, err
+	}
+	b, err := fs.disk.ReadFile(r)
+	if err != nil {
+		return nil, err
+	}
+	rel := fs.rel(r)
+	fs.mu.Lock()
+	fs.read = append(fs.read, rel)
+	fs.mu.Unlock()
+	if isKustomizationFile(r) {
+		if err := checkKustomization(rel, b); err != nil {
+			return nil, fs.refuse(err)
+		}
+	}
+	return b, nil
+}
+
+// Walk walks a directory tree of the repository.
+func (fs *repoFS) Walk(p string, fn filepath.WalkFunc) error {
+	r, err := fs.checkUse(p)
+	if err != nil {
+		return err
+	}
+	return fs.disk.Walk(r, func(path string, info os.FileInfo, err error) error {
+		if err == nil {
+			if _, cerr := fs.checkUse(path); cerr != nil {
+				return cerr
+			}
+		}
+		return fn(path, info, err)
+	})
+}
+
+// filesRead returns the repo-relative paths of the files read so far.
+func (fs *repoFS) filesRead() []string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return append([]string(nil), fs.read...)
+}
+
+// checkSize refuses files larger than MaxFileSize.
+func (fs *repoFS) checkSize(resolved string) error {
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return nil // the operation itself reports it
+	}
+	if fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return fs.refuse(fmt.Errorf("file %q is %d bytes, larger than the %d MiB limit", fs.rel(resolved), fi.Size(), MaxFileSize>>20))
+	}
+	return nil
+}
+
+// isKustomizationFile reports whether p is named like a kustomization.
+func isKustomizationFile(p string) bool {
+	switch filepath.Base(p) {
+	case "kustomization.yaml", "kustomization.yml", "Kustomization":
+		return true
+	}
+	return false
+}
+
+// kustomizationRefs is the part of a kustomization that names other files,
+// directories or repositories.
+type kustomizationRefs struct {
+	Resources             []string          `json:"resources"`
+	Bases                 []string          `json:"bases"`
+	Components            []string          `json:"components"`
+	Crds                  []string          `json:"crds"`
+	Configurations        []string          `json:"configurations"`
+	PatchesStrategicMerge []string          `json:"patchesStrategicMerge"`
+	Generators            []string          `json:"generators"`
+	Transformers          []string          `json:"transformers"`
+	Validators            []string          `json:"validators"`
+	OpenAPI               map[string]string `json:"openapi"`
+	Patches               []struct {
+		Path string `json:"path"`
+	} `json:"patches"`
+	PatchesJSON6902 []struct {
+		Path string `json:"path"`
+	} `json:"patchesJson6902"`
+	HelmCharts                  []any `json:"helmCharts"`
+	HelmChartInflationGenerator []any `json:"helmChartInflationGenerator"`
+}
+
+// checkKustomization refuses a kustomization that names remote bases or
+// files, inflates Helm charts, or sets an OpenAPI schema (kyaml keeps the
+// schema in process-wide state, so one repository's schema would leak into
+// every later render). Content that does not parse is left to kustomize,
+// whose error names the problem.
+func checkKustomization(name string, b []byte) error {
+	var k kustomizationRefs
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		return nil
+	}
+	var errs []error
+	lists := []struct {
+		field string
+		refs  []string
+	}{
+		{"resources", k.Resources}, {"bases", k.Bases}, {"components", k.Components},
+		{"crds", k.Crds}, {"configurations", k.Configurations},
+		{"patchesStrategicMerge", k.PatchesStrategicMerge},
+		{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators},
+	}
+	for _, l := range lists {
+		for i, ref := range l.refs {
+			if isRemote(ref) {
+				errs = append(errs, fmt.Errorf("%s: %s[%d]: remote %q is not allowed: every file must be in the config repository", name, l.field, i, ref))
+			}
+		}
+	}
+	for i, p := range k.Patches {
+		if isRemote(p.Path) {
+			errs = append(errs, fmt.Errorf("%s: patches[%d].path: remote %q is not allowed: every file must be in the config repository", name, i, p.Path))
+		}
+	}
+	for i, p := range k.PatchesJSON6902 {
+		if isRemote(p.Path) {
+			errs = append(errs, fmt.Errorf("%s: patchesJson6902[%d].path: remote %q is not allowed: every file must be in the config repository", name, i, p.Path))
+		}
+	}
+	if len(k.OpenAPI) > 0 {
+		errs = append(errs, fmt.Errorf("%s: openapi: custom OpenAPI schemas are not supported", name))
+	}
+	if len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 {
+		errs = append(errs, fmt.Errorf("%s: helmCharts: Helm chart inflation is not supported; render the chart into the repository", name))
+	}
+	return errors.Join(errs...)
+}
+
+// scpUser matches the "user@" of an scp-style git address.
+var scpUser = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]*@`)
+
+// isRemote reports whether kustomize would fetch ref over the network (a
+// git clone or an HTTP GET), following kustomize's own URL parsing.
+func isRemote(ref string) bool {
+	s := strings.ToLower(strings.TrimSpace(ref))
+	if strings.HasPrefix(s, "git::") { // kustomize strips it and clones
+		return true
+	}
+	for _, scheme := range []string{"http://", "https://", "ssh://", "file://", "git://"} {
+		if strings.HasPrefix(s, scheme) {
+			return true
+		}
+	}
+	return scpUser.MatchString(s) || strings.HasPrefix(s, "github.com/") || strings.HasPrefix(s, "github.com:")
+}
