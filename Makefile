@@ -34,11 +34,11 @@ tools: $(TOOLS_STAMP) ## Build the test binaries (kube-apiserver, etcd, kubectl,
 $(TOOLS_STAMP):
 	@mkdir -p $(BIN)
 	@echo "building Kubernetes test binaries into bin/ (first time: ~10 min on 2 cores)"
-	cd tools && go build -trimpath -ldflags "-s -w" -o $(BIN)/ \
+	cd tools && go build -ldflags "-s -w" -o $(BIN)/ \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl \
 		k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
-	cd tools && go build -trimpath -ldflags "-s -w" -o $(BIN)/etcd go.etcd.io/etcd/server/v3
-	GOBIN=$(BIN) go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	cd tools && go build -ldflags "-s -w" -o $(BIN)/etcd go.etcd.io/etcd/server/v3
+	GOBIN=$(BIN) go install -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 	@dir=$$(go mod download -json sigs.k8s.io/kwok@$(KWOK_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
 	  rm -rf $(BIN)/kwok-stages && mkdir -p $(BIN)/kwok-stages && \
 	  for s in $(KWOK_STAGES); do cp "$$dir/kustomize/stage/$$s" $(BIN)/kwok-stages/; done; \

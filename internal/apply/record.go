@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -178,4 +179,23 @@ func ensureNamespace(ctx context.Context, c client.Client, name string) error {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// ListRecords returns every convoy record in the cluster, of any fleet,
+// sorted by fleet name.
+func ListRecords(ctx context.Context, c client.Reader) ([]*Record, error) {
+	var list corev1.ConfigMapList
+	if err := c.List(ctx, &list, client.InNamespace(StateNamespace), client.HasLabels{LabelFleet}); err != nil {
+		return nil, fmt.Errorf("list records in %s: %w", StateNamespace, err)
+	}
+	var out []*Record
+	for i := range list.Items {
+		r, err := decodeRecord(&list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Fleet < out[j].Fleet })
+	return out, nil
 }

@@ -1,11 +1,207 @@
 package commands
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/render"
+	"github.com/convoy-gitops/convoy/internal/rollout"
+)
+
+type applyFlags struct {
+	repo, revision, kubeconfig, changeFile, now, output string
+	allowEmpty                                          bool
+	policyDirs                                          []string
+}
 
 func newApplyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "apply",
-		Short: "Run one rollout, wave by wave (not built yet)",
-		RunE:  notBuilt("convoy apply"),
+	var fl applyFlags
+	cmd := &cobra.Command{
+		Use:   "apply --repo DIR|URL [--revision REV] [--kubeconfig F] [--change FILE] [--now RFC3339] [--allow-empty]",
+		Short: "Run one rollout, wave by wave, with the same gates as the agent",
+		Long: `Apply renders every cluster, evaluates the policies, dry-runs every object on
+every cluster, then applies wave by wave: a wave starts only when the previous
+one is healthy (and baked). Progress goes to stderr, the summary to stdout.
+
+Exit codes: 0 done, 1 denied or failed, 3 held, 2 error (bad input,
+unreachable cluster, an object the API server rejects).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runApply(cmd, fl) },
 	}
+	f := cmd.Flags()
+	f.StringVar(&fl.repo, "repo", "", "config repository: directory or Git URL")
+	f.StringVar(&fl.revision, "revision", "", "revision to roll out (default: the directory as it is, or the branch head)")
+	f.StringVar(&fl.kubeconfig, "kubeconfig", "", "kubeconfig file with a context per cluster (default: $KUBECONFIG, ~/.kube/config)")
+	f.StringVar(&fl.changeFile, "change", "", "change document (JSON, DESIGN.md §4 change)")
+	f.StringVar(&fl.now, "now", "", "evaluate policies at this time (RFC 3339) instead of the clock")
+	f.BoolVar(&fl.allowEmpty, "allow-empty", false, "let an empty render prune everything convoy applied")
+	f.StringArrayVar(&fl.policyDirs, "policies", nil, "extra policy directory (repeatable)")
+	f.StringVarP(&fl.output, "output", "o", "text", "summary format: text or json")
+	return cmd
+}
+
+func runApply(cmd *cobra.Command, fl applyFlags) error {
+	ctx := cmd.Context()
+	if fl.output != "text" && fl.output != "json" {
+		return withCode(ExitError, fmt.Errorf("--output %q: expected text or json", fl.output))
+	}
+	now, err := parseNow(fl.now)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	co, err := openRepo(ctx, fl.repo, fl.revision)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	if co.Revision == "" {
+		return withCode(ExitError, fmt.Errorf("--repo %s: not a git repository; a rollout needs a revision to record", fl.repo))
+	}
+	ch, err := loadChange(ctx, co, fl.changeFile)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
+	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, Now: now})
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	connector := &apply.Connector{KubeconfigFile: fl.kubeconfig}
+	stderr := cmd.ErrOrStderr()
+	runner := &rollout.Runner{
+		Fleet: co.Fleet,
+		Connect: func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
+			cfg, err := connector.RESTConfig(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			return apply.New(cfg, co.Fleet.Name, c.Name)
+		},
+		Previous:   co.renderAt,
+		AllowEmpty: fl.allowEmpty,
+		Agent:      agentIdentity(),
+		Progress: func(e rollout.Event) {
+			where := "wave " + e.Wave
+			if e.Cluster != "" {
+				where += " cluster " + e.Cluster
+			}
+			fmt.Fprintf(stderr, "[%6.1fs] %s: %s %s\n", e.Elapsed.Seconds(), where, e.Step, e.Detail)
+		},
+	}
+	out, err := runner.Run(ctx, plan)
+	if out != nil {
+		if werr := writeOutcome(cmd.OutOrStdout(), fl.output, out); werr != nil {
+			return withCode(ExitError, werr)
+		}
+	}
+	return rolloutExit(out, err)
+}
+
+// rolloutExit maps a rollout's result to the exit codes of DESIGN.md §5.
+func rolloutExit(out *rollout.Outcome, err error) error {
+	var rejected *apply.RejectedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rejected):
+		return withCode(ExitError, err)
+	case errors.Is(err, rollout.ErrHeld):
+		return withCode(ExitHold, err)
+	case out == nil:
+		return withCode(ExitError, err)
+	case out.Result == rollout.Denied || out.Result == rollout.Failed && !preWrite(out):
+		return withCode(ExitDeny, err)
+	default:
+		// Failed before any write: a cluster could not be reached or read.
+		return withCode(ExitError, err)
+	}
+}
+
+// preWrite reports whether the rollout stopped before any cluster was touched.
+func preWrite(out *rollout.Outcome) bool {
+	for _, c := range out.Clusters {
+		if c.Action != rollout.ActionUntouched {
+			return false
+		}
+	}
+	return true
+}
+
+// renderAt renders one cluster at another revision of the same repository,
+// for rollback.
+func (co *checkout) renderAt(ctx context.Context, revision string, c *fleet.Cluster) ([]*unstructured.Unstructured, string, error) {
+	snap, err := co.fetch(ctx, revision)
+	if err != nil {
+		return nil, "", err
+	}
+	f, err := fleet.Load(snap.Dir)
+	if err != nil {
+		return nil, "", err
+	}
+	old := f.ClusterByName(c.Name)
+	if old == nil {
+		return nil, "", fmt.Errorf("cluster %s is not in %s at %s", c.Name, fleet.FileName, revision)
+	}
+	var r render.Renderer
+	res, err := r.Cluster(ctx, snap.Dir, f, old)
+	if err != nil {
+		return nil, "", err
+	}
+	return res.Objects, res.Hash, nil
+}
+
+func writeOutcome(w io.Writer, format string, out *rollout.Outcome) error {
+	if format == "json" {
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "WAVE\tCLUSTER\tACTION\tAPPLIED\tPRUNED\tTIME\n")
+	for _, c := range out.Clusters {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", c.Wave, c.Name, c.Action, c.Applied, c.Pruned, c.Duration.Round(100*time.Millisecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "rollout of %s: %s\n", short(out.Revision), out.Result)
+	return err
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+// agentIdentity names the writer in cluster records.
+func agentIdentity() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("convoy-cli@%s", host)
+}
+
+// parseNow parses --now; empty means the clock.
+func parseNow(s string) (time.Time, error) {
+	if s == "" {
+		return time.Now(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--now %q: expected RFC 3339, e.g. 2026-11-25T10:00:00+08:00", s)
+	}
+	return t, nil
 }

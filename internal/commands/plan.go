@@ -1,11 +1,197 @@
 package commands
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/convoy-gitops/convoy/internal/change"
+	"github.com/convoy-gitops/convoy/internal/policy"
+	"github.com/convoy-gitops/convoy/internal/rollout"
+)
+
+// planOutput is the JSON of convoy plan (DESIGN.md §5).
+type planOutput struct {
+	Revision string         `json:"revision"`
+	Verdict  policy.Verdict `json:"verdict"`
+	Change   *change.Change `json:"change"`
+	Clusters []planCluster  `json:"clusters"`
+}
+
+type planCluster struct {
+	Name    string           `json:"name"`
+	Wave    string           `json:"wave"`
+	Verdict policy.Verdict   `json:"verdict"`
+	Objects int              `json:"objects"`
+	Deny    []policy.Message `json:"deny"`
+	Hold    []policy.Message `json:"hold"`
+	Warn    []policy.Message `json:"warn"`
+	Diff    *policy.Diff     `json:"diff"`
+}
+
+type planFlags struct {
+	repo, revision, changeFile, now, output string
+	policyDirs                              []string
+}
 
 func newPlanCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "plan",
-		Short: "Render + policy (+ dry-run diff) per cluster, in wave order (not built yet)",
-		RunE:  notBuilt("convoy plan"),
+	var fl planFlags
+	cmd := &cobra.Command{
+		Use:   "plan --repo DIR [--revision REV] --change FILE [--now RFC3339] [-o text|json|markdown]",
+		Short: "Render and evaluate every cluster, in wave order, without applying",
+		Long: `Plan renders every cluster of the fleet and evaluates the change against the
+policies, cluster by cluster in wave order. The overall verdict is deny if any
+cluster denies, else hold if any holds, else allow.
+
+Exit codes: 0 allow, 1 deny, 3 hold, 2 error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd, fl) },
 	}
+	f := cmd.Flags()
+	f.StringVar(&fl.repo, "repo", "", "config repository: directory or Git URL")
+	f.StringVar(&fl.revision, "revision", "", "revision to plan (default: the directory as it is, or the branch head)")
+	f.StringVar(&fl.changeFile, "change", "", "change document (JSON, DESIGN.md §4 change)")
+	f.StringVar(&fl.now, "now", "", "evaluate at this time (RFC 3339) instead of the clock")
+	f.StringArrayVar(&fl.policyDirs, "policies", nil, "extra policy directory (repeatable)")
+	f.StringVarP(&fl.output, "output", "o", "text", "output format: text, json or markdown")
+	return cmd
+}
+
+func runPlan(cmd *cobra.Command, fl planFlags) error {
+	ctx := cmd.Context()
+	switch fl.output {
+	case "text", "json", "markdown":
+	default:
+		return withCode(ExitError, fmt.Errorf("--output %q: expected text, json or markdown", fl.output))
+	}
+	now, err := parseNow(fl.now)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	co, err := openRepo(ctx, fl.repo, fl.revision)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	ch, err := loadChange(ctx, co, fl.changeFile)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
+	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, Now: now})
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	doc := planDocument(plan)
+	if err := writePlan(cmd.OutOrStdout(), fl.output, doc); err != nil {
+		return withCode(ExitError, err)
+	}
+	switch doc.Verdict {
+	case policy.Deny:
+		return withCode(ExitDeny, nil)
+	case policy.Hold:
+		return withCode(ExitHold, nil)
+	}
+	return nil
+}
+
+func planDocument(plan *rollout.Plan) planOutput {
+	doc := planOutput{Revision: plan.Revision, Verdict: plan.Verdict(), Change: plan.Change}
+	for _, t := range plan.Targets {
+		doc.Clusters = append(doc.Clusters, planCluster{
+			Name: t.Cluster.Name, Wave: t.Cluster.Wave, Verdict: t.Decision.Verdict, Objects: len(t.Objects),
+			Deny: nonNil(t.Decision.Deny), Hold: nonNil(t.Decision.Hold), Warn: nonNil(t.Decision.Warn),
+		})
+	}
+	return doc
+}
+
+func nonNil(m []policy.Message) []policy.Message {
+	if m == nil {
+		return []policy.Message{}
+	}
+	return m
+}
+
+func writePlan(w io.Writer, format string, doc planOutput) error {
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case "markdown":
+		_, err := io.WriteString(w, PlanMarkdown(doc))
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WAVE\tCLUSTER\tVERDICT\tOBJECTS\tMESSAGES")
+	for _, c := range doc.Clusters {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Wave, c.Name, c.Verdict, c.Objects, strings.Join(messageLines(c), "; "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", short(doc.Revision), categoryOf(doc.Change), doc.Verdict)
+	return err
+}
+
+func categoryOf(ch *change.Change) string {
+	if ch == nil {
+		return "unknown"
+	}
+	return ch.Category
+}
+
+func messageLines(c planCluster) []string {
+	var out []string
+	for _, set := range []struct {
+		kind string
+		msgs []policy.Message
+	}{{"deny", c.Deny}, {"hold", c.Hold}, {"warn", c.Warn}} {
+		for _, m := range set.msgs {
+			out = append(out, set.kind+": "+m.Msg)
+		}
+	}
+	return out
+}
+
+// PlanMarkdown renders a plan for a pull-request comment: a table per wave
+// and cluster, then each message.
+func PlanMarkdown(doc planOutput) string {
+	var b strings.Builder
+	icon := map[policy.Verdict]string{policy.Allow: "✅ allow", policy.Hold: "⏸️ hold", policy.Deny: "⛔ deny"}
+	fmt.Fprintf(&b, "### convoy plan for `%s`: %s\n\n", short(doc.Revision), icon[doc.Verdict])
+	fmt.Fprintf(&b, "Change category: **%s**", categoryOf(doc.Change))
+	if doc.Change != nil && len(doc.Change.Approvals) > 0 {
+		users := make([]string, len(doc.Change.Approvals))
+		for i, a := range doc.Change.Approvals {
+			users[i] = "@" + a.User
+		}
+		fmt.Fprintf(&b, ", approved by %s", strings.Join(users, ", "))
+	}
+	b.WriteString("\n\n| wave | cluster | verdict | objects | create | update | delete |\n|---|---|---|---|---|---|---|\n")
+	for _, c := range doc.Clusters {
+		create, update, del := "–", "–", "–"
+		if c.Diff != nil {
+			create, update, del = fmt.Sprint(len(c.Diff.Create)), fmt.Sprint(len(c.Diff.Update)), fmt.Sprint(len(c.Diff.Delete))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", c.Wave, c.Name, icon[c.Verdict], c.Objects, create, update, del)
+	}
+	for _, c := range doc.Clusters {
+		lines := messageLines(c)
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n**%s**\n", c.Name)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "- %s\n", l)
+		}
+	}
+	return b.String()
 }

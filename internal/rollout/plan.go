@@ -1,0 +1,91 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/convoy-gitops/convoy/internal/change"
+	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/policy"
+	"github.com/convoy-gitops/convoy/internal/render"
+)
+
+// Planner renders every cluster of a revision and evaluates it against the
+// policies: the first half of every rollout, and all of `convoy plan`.
+type Planner struct {
+	Renderer render.Renderer
+	// PolicyDirs are added to the built-in policies and the repo's own policies/.
+	PolicyDirs []string
+	// PolicyTimeout bounds one evaluation; policy.DefaultTimeout when zero.
+	PolicyTimeout time.Duration
+}
+
+// PlanInput is what a plan is made from.
+type PlanInput struct {
+	RepoDir  string // a checkout of Revision
+	Revision string
+	Fleet    *fleet.Fleet
+	Change   *change.Change
+	Now      time.Time
+	// Diffs, per cluster, come from live dry-runs when clusters are
+	// reachable; a cluster without one gets a null diff.
+	Diffs map[string]*policy.Diff
+}
+
+// Plan renders and evaluates every cluster. A render or policy compile
+// error fails the whole plan: no cluster is planned from a broken repo.
+func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
+	engine, err := p.Engine(in.RepoDir, in.Fleet)
+	if err != nil {
+		return nil, err
+	}
+	results, err := p.Renderer.All(ctx, in.RepoDir, in.Fleet, nil)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*render.Result{}
+	for _, r := range results {
+		byName[r.Cluster] = r
+	}
+	plan := &Plan{Revision: in.Revision, Change: in.Change}
+	for _, wave := range in.Fleet.WaveClusters() {
+		for _, c := range wave {
+			res := byName[c.Name]
+			input, err := policy.BuildInput(in.Fleet, c, in.Change, res.Objects, in.Diffs[c.Name], in.Now)
+			if err != nil {
+				return nil, fmt.Errorf("policy input for cluster %s: %w", c.Name, err)
+			}
+			d := engine.Evaluate(ctx, input)
+			plan.Targets = append(plan.Targets, Target{Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d})
+		}
+	}
+	return plan, nil
+}
+
+// Engine compiles the built-in policies, the repo's policies/ and
+// PolicyDirs, with the fleet's policy data.
+func (p *Planner) Engine(repoDir string, f *fleet.Fleet) (*policy.Engine, error) {
+	dirs := append([]string(nil), p.PolicyDirs...)
+	if st, err := os.Stat(filepath.Join(repoDir, "policies")); err == nil && st.IsDir() {
+		dirs = append([]string{filepath.Join(repoDir, "policies")}, dirs...)
+	}
+	return policy.New(policy.Options{Dirs: dirs, Data: f.PolicyData, Timeout: p.PolicyTimeout})
+}
+
+// Verdict is the plan's overall verdict: deny if any cluster denies, else
+// hold if any holds, else allow.
+func (p *Plan) Verdict() policy.Verdict {
+	v := policy.Allow
+	for _, t := range p.Targets {
+		switch t.Decision.Verdict {
+		case policy.Deny:
+			return policy.Deny
+		case policy.Hold:
+			v = policy.Hold
+		}
+	}
+	return v
+}

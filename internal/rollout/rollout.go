@@ -1,0 +1,477 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/change"
+	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/policy"
+)
+
+// Target is one cluster's part of a rollout: what to apply there and what
+// the policies said about it.
+type Target struct {
+	Cluster  *fleet.Cluster
+	Objects  []*unstructured.Unstructured
+	Hash     string // the render's content hash; equal hashes mean nothing to apply
+	Decision policy.Decision
+}
+
+// Plan is a revision ready to roll out: one Target per cluster.
+type Plan struct {
+	Revision string
+	Change   *change.Change
+	Targets  []Target
+}
+
+// RenderFunc renders one cluster at another revision, for rollback.
+type RenderFunc func(ctx context.Context, revision string, c *fleet.Cluster) (objs []*unstructured.Unstructured, hash string, err error)
+
+// ConnectFunc returns an Applier for a cluster.
+type ConnectFunc func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error)
+
+// Runner runs rollouts of one fleet.
+type Runner struct {
+	Fleet   *fleet.Fleet
+	Connect ConnectFunc
+	// Previous renders the revision a cluster's record held before, for
+	// rollbackOnFailure. Nil disables rollback.
+	Previous   RenderFunc
+	AllowEmpty bool
+	Agent      string // written into records: who applied
+	Log        *slog.Logger
+	// Progress, when set, receives an event per step.
+	Progress func(Event)
+	// Sleep waits for bake times; tests shorten it. time.After when nil.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// WaitInterval is the health poll interval; 1s when zero.
+	WaitInterval time.Duration
+	// Now is the clock for records; time.Now when nil.
+	Now func() time.Time
+}
+
+// Result of a rollout.
+type Result string
+
+const (
+	Done   Result = "done"   // every cluster runs the revision, healthy
+	Held   Result = "held"   // a wave is held by policy; earlier waves are done
+	Denied Result = "denied" // policy denied a cluster; nothing was written
+	Failed Result = "failed" // a wave failed (and was rolled back if configured)
+)
+
+// Cluster actions in an Outcome.
+const (
+	ActionApplied    = "applied"
+	ActionSkipped    = "skipped"     // already at the revision with the same render
+	ActionFailed     = "failed"      // apply or health failed
+	ActionRolledBack = "rolled-back" // failed, then the previous revision was re-applied
+	ActionHeld       = "held"
+	ActionUntouched  = "untouched" // a later wave that did not run
+)
+
+// Outcome reports what a rollout did, cluster by cluster, in wave order.
+type Outcome struct {
+	Revision string           `json:"revision"`
+	Result   Result           `json:"result"`
+	Reason   string           `json:"reason,omitempty"`
+	Clusters []ClusterOutcome `json:"clusters"`
+}
+
+// ClusterOutcome is one cluster's part of an Outcome.
+type ClusterOutcome struct {
+	Name     string        `json:"name"`
+	Wave     string        `json:"wave"`
+	Action   string        `json:"action"`
+	Error    string        `json:"error,omitempty"`
+	Applied  int           `json:"applied"` // objects created or configured
+	Pruned   int           `json:"pruned"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Event is a progress step, for the CLI's progress lines and the agent's logs.
+type Event struct {
+	Wave    string
+	Cluster string // empty for wave-level events
+	Step    string // "dry-run", "apply", "healthy", "skipped", "failed", "rollback", "bake", "held"
+	Detail  string
+	Elapsed time.Duration
+}
+
+// DeniedError is returned when policy denies any cluster: nothing is written.
+type DeniedError struct{ Messages []string }
+
+func (e *DeniedError) Error() string { return strings.Join(e.Messages, "\n") }
+
+// ErrHeld is wrapped by the error of a held rollout.
+var ErrHeld = errors.New("held by policy")
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) emit(start time.Time, e Event) {
+	e.Elapsed = time.Since(start)
+	if r.Log != nil {
+		r.Log.Info("rollout "+e.Step, "fleet", r.Fleet.Name, "wave", e.Wave, "cluster", e.Cluster, "detail", e.Detail)
+	}
+	if r.Progress != nil {
+		r.Progress(e)
+	}
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
+	if r.Sleep != nil {
+		return r.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// clusterState is what the runner knows of one cluster during a rollout.
+type clusterState struct {
+	target  *Target
+	applier *apply.Applier
+	record  *apply.Record // nil before the first apply
+	out     *ClusterOutcome
+}
+
+// Run rolls plan out. The error is a *DeniedError (nothing written), wraps
+// ErrHeld (earlier waves done), or says why a wave failed; the Outcome is
+// filled in every case but a connection error before any write.
+func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
+	start := time.Now()
+	out := &Outcome{Revision: plan.Revision}
+	byName := map[string]*clusterState{}
+	for i := range plan.Targets {
+		t := &plan.Targets[i]
+		byName[t.Cluster.Name] = &clusterState{target: t}
+	}
+	for _, w := range r.Fleet.Rollout.Waves {
+		for _, name := range w.Clusters {
+			st := byName[name]
+			if st == nil {
+				return nil, fmt.Errorf("plan has no target for cluster %s", name)
+			}
+			out.Clusters = append(out.Clusters, ClusterOutcome{Name: name, Wave: w.Name, Action: ActionUntouched})
+			st.out = &out.Clusters[len(out.Clusters)-1]
+		}
+	}
+
+	// 1. Policy: a deny anywhere stops the revision before any write.
+	var denies []string
+	for _, t := range plan.Targets {
+		for _, m := range t.Decision.Deny {
+			denies = append(denies, fmt.Sprintf("cluster %s: deny: %s", t.Cluster.Name, m.Msg))
+		}
+	}
+	if len(denies) > 0 {
+		sort.Strings(denies)
+		out.Result, out.Reason = Denied, denies[0]
+		return out, &DeniedError{Messages: denies}
+	}
+
+	// 2. Connect, read records, and dry-run every cluster before any write.
+	if err := r.prepare(ctx, start, byName); err != nil {
+		out.Result, out.Reason = Failed, err.Error()
+		return out, err
+	}
+
+	// 3. Waves in order.
+	for _, w := range r.Fleet.Rollout.Waves {
+		var held []string
+		for _, name := range w.Clusters {
+			if d := byName[name].target.Decision; d.Verdict == policy.Hold {
+				for _, m := range d.Hold {
+					held = append(held, fmt.Sprintf("cluster %s: hold: %s", name, m.Msg))
+				}
+				byName[name].out.Action = ActionHeld
+			}
+		}
+		if len(held) > 0 {
+			r.emit(start, Event{Wave: w.Name, Step: "held", Detail: held[0]})
+			out.Result, out.Reason = Held, held[0]
+			return out, fmt.Errorf("wave %s: %w: %s", w.Name, ErrHeld, strings.Join(held, "; "))
+		}
+		if err := r.runWave(ctx, start, plan, w, byName); err != nil {
+			out.Result, out.Reason = Failed, err.Error()
+			if r.Fleet.Rollout.FailFast {
+				return out, err
+			}
+			continue
+		}
+		if w.Bake > 0 && !isLastWave(r.Fleet, w.Name) {
+			r.emit(start, Event{Wave: w.Name, Step: "bake", Detail: w.Bake.String()})
+			if err := r.sleep(ctx, w.Bake); err != nil {
+				out.Result, out.Reason = Failed, err.Error()
+				return out, fmt.Errorf("wave %s: bake: %w", w.Name, err)
+			}
+		}
+	}
+	if out.Result == Failed {
+		return out, errors.New(out.Reason)
+	}
+	out.Result = Done
+	return out, nil
+}
+
+func isLastWave(f *fleet.Fleet, name string) bool {
+	ws := f.Rollout.Waves
+	return len(ws) > 0 && ws[len(ws)-1].Name == name
+}
+
+// prepare connects to every cluster, reads its record and dry-runs its
+// objects. Any rejection or unreachable cluster fails the rollout before
+// a single write.
+func (r *Runner) prepare(ctx context.Context, start time.Time, byName map[string]*clusterState) error {
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		st := byName[name]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := r.Connect(ctx, st.target.Cluster)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			st.applier = a
+			if st.record, err = apply.ReadRecord(ctx, a.Client(), r.Fleet.Name); err != nil {
+				errs[i] = fmt.Errorf("cluster %s: %w", name, err)
+				return
+			}
+			if r.upToDate(st) {
+				return
+			}
+			r.emit(start, Event{Wave: st.target.Cluster.Wave, Cluster: name, Step: "dry-run", Detail: fmt.Sprintf("%d objects", len(st.target.Objects))})
+			errs[i] = a.DryRun(ctx, st.target.Objects)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// upToDate: the cluster already runs this render and was healthy.
+func (r *Runner) upToDate(st *clusterState) bool {
+	rec := st.record
+	return rec != nil && rec.Status == apply.StatusApplied && rec.RenderHash == st.target.Hash && st.target.Hash != ""
+}
+
+// runWave applies the clusters of one wave, maxParallel at a time. When a
+// cluster fails and rollbackOnFailure is set, every failed cluster of the
+// wave goes back to the revision its record held.
+func (r *Runner) runWave(ctx context.Context, start time.Time, plan *Plan, w fleet.Wave, byName map[string]*clusterState) error {
+	par := w.MaxParallel
+	if par <= 0 || par > len(w.Clusters) {
+		par = len(w.Clusters)
+	}
+	sem := make(chan struct{}, par)
+	errs := make([]error, len(w.Clusters))
+	var wg sync.WaitGroup
+	for i, name := range w.Clusters {
+		st := byName[name]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = r.applyCluster(ctx, start, plan, st)
+		}()
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err == nil {
+		return nil
+	}
+	if r.Fleet.Rollout.RollbackOnFailure && r.Previous != nil {
+		for i, name := range w.Clusters {
+			if errs[i] != nil && !errors.Is(errs[i], apply.ErrConflict) {
+				if rbErr := r.rollback(ctx, start, plan, byName[name], errs[i]); rbErr != nil {
+					err = errors.Join(err, rbErr)
+				}
+			}
+		}
+	}
+	return fmt.Errorf("wave %s failed: %w", w.Name, err)
+}
+
+func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, st *clusterState) error {
+	c := st.target.Cluster
+	began := time.Now()
+	defer func() { st.out.Duration = time.Since(began) }()
+	if r.upToDate(st) {
+		st.out.Action = ActionSkipped
+		r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "already at " + short(plan.Revision)})
+		return nil
+	}
+	if rec := st.record; rec != nil && rec.FailedRevision == plan.Revision && rec.Revision != plan.Revision {
+		st.out.Action = ActionFailed
+		st.out.Error = fmt.Sprintf("revision %s failed here before (%s); waiting for a newer commit", short(plan.Revision), rec.Reason)
+		return fmt.Errorf("cluster %s: %s", c.Name, st.out.Error)
+	}
+	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "apply", Detail: fmt.Sprintf("%d objects", len(st.target.Objects))})
+	res, err := st.applier.Apply(ctx, st.target.Objects, st.record, apply.Options{
+		HealthTimeout: r.Fleet.Rollout.HealthTimeout,
+		WaitInterval:  r.WaitInterval,
+		AllowEmpty:    r.AllowEmpty,
+	})
+	if res != nil {
+		for _, a := range res.Applied {
+			if a.Action == "created" || a.Action == "configured" {
+				st.out.Applied++
+			}
+		}
+		st.out.Pruned = len(res.Pruned)
+	}
+	if err != nil {
+		st.out.Action, st.out.Error = ActionFailed, err.Error()
+		r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "failed", Detail: err.Error()})
+		return err
+	}
+	rec := r.newRecord(plan, st, res.Inventory)
+	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
+		st.out.Action, st.out.Error = ActionFailed, err.Error()
+		return err
+	}
+	st.record = rec
+	st.out.Action = ActionApplied
+	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "healthy", Detail: fmt.Sprintf("%d applied, %d pruned", st.out.Applied, st.out.Pruned)})
+	return nil
+}
+
+func (r *Runner) newRecord(plan *Plan, st *clusterState, inventory []string) *apply.Record {
+	rec := &apply.Record{}
+	if st.record != nil {
+		*rec = *st.record // keeps the resourceVersion for optimistic concurrency
+	}
+	if rec.Revision != plan.Revision {
+		rec.PreviousRevision = rec.Revision
+	}
+	rec.Fleet, rec.Cluster = r.Fleet.Name, st.target.Cluster.Name
+	rec.Revision, rec.RenderHash = plan.Revision, st.target.Hash
+	rec.AppliedAt = r.now().UTC()
+	rec.Status, rec.Health, rec.Reason, rec.FailedRevision = apply.StatusApplied, "healthy", "", ""
+	rec.Verdict = string(st.target.Decision.Verdict)
+	rec.Messages = nil
+	for _, m := range st.target.Decision.Warn {
+		rec.Messages = append(rec.Messages, "warn: "+m.Msg)
+	}
+	rec.Change = apply.RecordChange{}
+	if ch := plan.Change; ch != nil {
+		rec.Change.Category = ch.Category
+		if ch.PullRequest != nil {
+			rec.Change.PullRequest = ch.PullRequest.Number
+		}
+		for _, a := range ch.Approvals {
+			rec.Change.Approvers = append(rec.Change.Approvers, a.User)
+		}
+	}
+	rec.Agent = r.Agent
+	rec.Inventory = inventory
+	return rec
+}
+
+// rollback re-applies the revision the cluster's record held before this
+// rollout, and records the failed revision so it is not retried.
+func (r *Runner) rollback(ctx context.Context, start time.Time, plan *Plan, st *clusterState, cause error) error {
+	c := st.target.Cluster
+	prev := st.record
+	reason := cause.Error()
+	if prev == nil || prev.Revision == "" || prev.Revision == plan.Revision {
+		// Nothing to go back to: record the failure so it is visible and not retried.
+		rec := r.failedRecord(plan, st, reason, apply.StatusFailed)
+		if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
+			return err
+		}
+		st.record = rec
+		return nil
+	}
+	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "rollback", Detail: "to " + short(prev.Revision)})
+	objs, hash, err := r.Previous(ctx, prev.Revision, c)
+	if err != nil {
+		return fmt.Errorf("cluster %s: rollback to %s: render: %w", c.Name, short(prev.Revision), err)
+	}
+	res, err := st.applier.Apply(ctx, objs, &apply.Record{Inventory: union(prev.Inventory, st.target.Objects)}, apply.Options{
+		HealthTimeout: r.Fleet.Rollout.HealthTimeout,
+		WaitInterval:  r.WaitInterval,
+		AllowEmpty:    true,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster %s: rollback to %s: %w", c.Name, short(prev.Revision), err)
+	}
+	rec := r.failedRecord(plan, st, reason, apply.StatusRolledBack)
+	rec.RenderHash, rec.Inventory = hash, res.Inventory
+	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
+		return err
+	}
+	st.record = rec
+	st.out.Action = ActionRolledBack
+	return nil
+}
+
+// failedRecord keeps what runs on the cluster (the previous revision) and
+// marks the target revision failed.
+func (r *Runner) failedRecord(plan *Plan, st *clusterState, reason, status string) *apply.Record {
+	rec := &apply.Record{Fleet: r.Fleet.Name, Cluster: st.target.Cluster.Name}
+	if st.record != nil {
+		*rec = *st.record
+	}
+	rec.Status, rec.FailedRevision, rec.Reason = status, plan.Revision, reason
+	rec.Health = "unhealthy"
+	rec.AppliedAt = r.now().UTC()
+	rec.Agent = r.Agent
+	if status == apply.StatusFailed {
+		// The failed revision's objects are on the cluster: own them so a
+		// later revision can prune them.
+		rec.Inventory = union(rec.Inventory, st.target.Objects)
+	}
+	return rec
+}
+
+// union returns ids plus the IDs of objs, sorted, without duplicates.
+func union(ids []string, objs []*unstructured.Unstructured) []string {
+	set := map[string]bool{}
+	for _, id := range ids {
+		set[id] = true
+	}
+	for _, o := range objs {
+		set[apply.RefOf(o).String()] = true
+	}
+	out := make([]string, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
