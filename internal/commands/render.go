@@ -33,6 +33,7 @@ type renderCluster struct {
 func newRenderCmd() *cobra.Command {
 	var (
 		repo     string
+		revision string
 		clusters []string
 		output   string
 	)
@@ -45,7 +46,7 @@ anything is printed: on any error nothing goes to stdout, each problem goes to
 stderr on its own line, and the exit code is 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := runRender(cmd, repo, clusters, output)
+			out, err := runRender(cmd, repo, revision, clusters, output)
 			if err != nil {
 				return withCode(ExitError, err)
 			}
@@ -53,37 +54,33 @@ stderr on its own line, and the exit code is 2.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&repo, "repo", "", "config repository directory")
+	cmd.Flags().StringVar(&repo, "repo", "", "config repository: directory or Git URL")
+	cmd.Flags().StringVar(&revision, "revision", "", "revision to render (default: the directory as it is, or the branch head)")
 	cmd.Flags().StringArrayVar(&clusters, "cluster", nil, "render only this cluster (repeatable); default: all")
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return cmd
 }
 
 // runRender renders and formats; it returns the whole output or an error.
-func runRender(cmd *cobra.Command, repo string, names []string, output string) ([]byte, error) {
+func runRender(cmd *cobra.Command, repo, revision string, names []string, output string) ([]byte, error) {
 	if output != "yaml" && output != "json" {
 		return nil, fmt.Errorf("--output %q: expected yaml or json", output)
 	}
-	switch {
-	case repo == "":
-		return nil, errors.New("--repo: required")
-	case looksLikeURL(repo):
-		return nil, fmt.Errorf("--repo %s: remote repositories are not supported yet; clone it and pass the directory", repo)
-	}
-	f, err := fleet.Load(repo)
+	co, err := openRepo(cmd.Context(), repo, revision)
 	if err != nil {
 		return nil, err
 	}
+	f := co.Fleet
 	selected, err := selectClusters(f, names)
 	if err != nil {
 		return nil, err
 	}
 	var r render.Renderer
-	results, err := r.All(cmd.Context(), repo, f, selected)
+	results, err := r.All(cmd.Context(), co.Dir, f, selected)
 	if err != nil {
 		return nil, err
 	}
-	doc := renderOutput{Revision: gitRevision(repo), Clusters: make([]renderCluster, len(results))}
+	doc := renderOutput{Revision: co.Revision, Clusters: make([]renderCluster, len(results))}
 	for i, res := range results {
 		c := f.ClusterByName(res.Cluster)
 		doc.Clusters[i] = renderCluster{Name: c.Name, Wave: c.Wave, Objects: objectMaps(res.Objects)}

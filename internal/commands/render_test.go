@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
 func init() {
@@ -151,10 +153,9 @@ func TestRenderUsageErrors(t *testing.T) {
 		{"unknown cluster", []string{"--repo", fleetFixture, "--cluster", "staging", "--cluster", "prod-mars", "--cluster", "nope"},
 			[]string{"convoy: --cluster prod-mars: no such cluster", "convoy: --cluster nope: no such cluster"}},
 		{"no repo", nil, []string{"--repo: required"}},
-		{"remote repo", []string{"--repo", "https://git.example.com/fleet.git"}, []string{"remote repositories are not supported yet"}},
-		{"scp-style repo", []string{"--repo", "git@example.com:org/fleet.git"}, []string{"remote repositories are not supported yet"}},
+		{"unreachable remote repo", []string{"--repo", "http://127.0.0.1:1/fleet.git"}, []string{"fetch http://127.0.0.1:1/fleet.git"}},
 		{"bad output", []string{"--repo", fleetFixture, "-o", "xml"}, []string{`--output "xml": expected yaml or json`}},
-		{"missing repo", []string{"--repo", filepath.Join(t.TempDir(), "none")}, []string{"fleet.yaml"}},
+		{"missing repo", []string{"--repo", filepath.Join(t.TempDir(), "none")}, []string{"not a directory"}},
 		{"argument", []string{"--repo", fleetFixture, "extra"}, []string{"extra"}},
 	}
 	for _, tt := range tests {
@@ -234,5 +235,49 @@ func copyTree(t *testing.T, src, dst string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRenderFromGitServer renders fixtures/fleet fetched over the real git
+// smart-HTTP server, at the branch head and at an older revision.
+func TestRenderFromGitServer(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := testenv.NewGitServer(t)
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := srv.CreateRepo(t, "fleet", filepath.Join(root, "fixtures/fleet"))
+	first := repo.Head(t)
+	second := repo.Commit(t, "staging gets 3 schedulers", map[string]string{
+		"clusters/staging/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../environments/staging\ncomponents:\n- ../../regions/cn-north\nreplicas:\n- name: resource-scheduler\n  count: 3\n",
+	})
+	replicas := func(rev string) (string, int64) {
+		args := []string{"render", "--repo", repo.URL, "--cluster", "staging", "-o", "json"}
+		if rev != "" {
+			args = append(args, "--revision", rev)
+		}
+		code, out, errOut := run(t, args...)
+		if code != ExitOK {
+			t.Fatalf("render %s: exit %d: %s", rev, code, errOut)
+		}
+		var doc renderOutput
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range doc.Clusters[0].Objects {
+			if o["kind"] == "Deployment" {
+				n, _ := o["spec"].(map[string]any)["replicas"].(float64)
+				return doc.Revision, int64(n)
+			}
+		}
+		t.Fatalf("no Deployment rendered for staging at %s", rev)
+		return "", 0
+	}
+	if rev, n := replicas(""); rev != second || n != 3 {
+		t.Errorf("head: revision %s with %d replicas, want %s with 3", rev, n, second)
+	}
+	if rev, n := replicas(first); rev != first || n != 2 {
+		t.Errorf("first commit: revision %s with %d replicas, want %s with 2", rev, n, first)
 	}
 }
