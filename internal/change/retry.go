@@ -1,0 +1,215 @@
+package change
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+)
+
+// call is one GitHub request; it returns go-github's response and error.
+type call func(ctx context.Context) (*github.Response, error)
+
+// outcome is what one failed request says about trying again.
+type outcome struct {
+	retry       bool
+	rateLimited bool
+	until       time.Time // when GitHub allows the next request; zero: back off
+}
+
+// do runs c until it succeeds, fails for good, or has been tried g.tries
+// times. It waits between tries with exponential backoff, or until the time a
+// rate limit names when that is at most g.maxRateWait away. Every failure is
+// an *Unavailable naming op.
+func (g *GitHub) do(ctx context.Context, op string, c call) error {
+	var lastErr error
+	var lastStatus int
+	for try := 1; ; try++ {
+		resp, err := c(ctx)
+		if err == nil {
+			return nil
+		}
+		if resp != nil && resp.Response != nil {
+			lastStatus = resp.StatusCode
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return g.unavailable(op, try, lastStatus, false, ctxErr, describeCtx(ctxErr, lastErr))
+		}
+		lastErr = err
+		o := classify(err, time.Now())
+		if !o.retry {
+			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describe(err))
+		}
+		wait := g.backoffFor(try)
+		if o.rateLimited && !o.until.IsZero() {
+			wait = max(time.Until(o.until), 0)
+			if wait > g.maxRateWait {
+				reason := fmt.Sprintf("rate limited until %s, more than %s away", o.until.UTC().Format(time.RFC3339), g.maxRateWait)
+				return g.unavailable(op, try, lastStatus, true, err, reason)
+			}
+		}
+		if try >= g.tries {
+			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describe(err)+triesSuffix(try))
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			reason := describe(err) + triesSuffix(try) + "; the next try would pass the deadline"
+			return g.unavailable(op, try, lastStatus, o.rateLimited, err, reason)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describeCtx(err, lastErr))
+		}
+	}
+}
+
+// unavailable builds the error of a failed request; the token never shows.
+func (g *GitHub) unavailable(op string, tries, status int, rateLimited bool, err error, reason string) *Unavailable {
+	if g.token != "" {
+		reason = strings.ReplaceAll(reason, g.token, "[redacted]")
+		op = strings.ReplaceAll(op, g.token, "[redacted]")
+	}
+	return &Unavailable{Op: op, Reason: reason, Status: status, Tries: tries, RateLimited: rateLimited, Err: err}
+}
+
+// backoffFor returns the wait after the try-th failed try: base × 2^(try-1), capped.
+func (g *GitHub) backoffFor(try int) time.Duration {
+	d := g.backoff
+	for i := 1; i < try && d < g.maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, g.maxBackoff)
+}
+
+// classify says whether a failed request is worth another try, and when.
+func classify(err error, now time.Time) outcome {
+	var rateErr *github.RateLimitError
+	var abuseErr *github.AbuseRateLimitError
+	var respErr *github.ErrorResponse
+	var acceptedErr *github.AcceptedError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return outcome{}
+	case errors.As(err, &rateErr):
+		o := outcome{retry: true, rateLimited: true, until: rateErr.Rate.Reset.Time}
+		if until, ok := retryAt(rateErr.Response, now); ok {
+			o.until = until
+		}
+		return o
+	case errors.As(err, &abuseErr):
+		o := outcome{retry: true, rateLimited: true}
+		if abuseErr.RetryAfter != nil {
+			o.until = now.Add(*abuseErr.RetryAfter)
+		}
+		if until, ok := retryAt(abuseErr.Response, now); ok {
+			o.until = until
+		}
+		return o
+	case errors.As(err, &respErr):
+		status := 0
+		if respErr.Response != nil {
+			status = respErr.Response.StatusCode
+		}
+		if status == http.StatusTooManyRequests || status == http.StatusForbidden {
+			if until, ok := retryAt(respErr.Response, now); ok {
+				return outcome{retry: true, rateLimited: true, until: until}
+			}
+		}
+		switch {
+		case status == http.StatusTooManyRequests:
+			return outcome{retry: true, rateLimited: true}
+		case status >= 500:
+			return outcome{retry: true}
+		}
+		return outcome{}
+	case errors.As(err, &acceptedErr):
+		return outcome{}
+	}
+	// Network errors and bodies cut short.
+	return outcome{retry: true}
+}
+
+// retryAt reads when a rate-limited response allows the next request:
+// Retry-After (seconds or an HTTP date), else X-RateLimit-Reset (unix seconds)
+// when X-RateLimit-Remaining is 0.
+func retryAt(resp *http.Response, now time.Time) (time.Time, bool) {
+	if resp == nil {
+		return time.Time{}, false
+	}
+	h := resp.Header
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
+			return now.Add(time.Duration(secs) * time.Second), true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return t, true
+		}
+	}
+	if strings.TrimSpace(h.Get("X-RateLimit-Remaining")) == "0" {
+		if secs, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-RateLimit-Reset")), 10, 64); err == nil && secs > 0 {
+			return time.Unix(secs, 0), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// describe says what a failed request answered, without the request URL.
+func describe(err error) string {
+	var rateErr *github.RateLimitError
+	var abuseErr *github.AbuseRateLimitError
+	var respErr *github.ErrorResponse
+	switch {
+	case errors.As(err, &rateErr):
+		return "rate limited: " + statusText(rateErr.Response, rateErr.Message)
+	case errors.As(err, &abuseErr):
+		return "secondary rate limit: " + statusText(abuseErr.Response, abuseErr.Message)
+	case errors.As(err, &respErr):
+		return statusText(respErr.Response, respErr.Message)
+	}
+	return err.Error()
+}
+
+// describeCtx says that the context ended, and what the try before it answered.
+func describeCtx(ctxErr, last error) string {
+	if last == nil {
+		return ctxErr.Error()
+	}
+	return ctxErr.Error() + " (last answer: " + describe(last) + ")"
+}
+
+// statusText renders "502 Bad Gateway", with GitHub's message when it adds something.
+func statusText(resp *http.Response, message string) string {
+	if resp == nil {
+		return message
+	}
+	s := fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if m := strings.TrimSpace(message); m != "" && !strings.EqualFold(m, http.StatusText(resp.StatusCode)) {
+		s += ": " + m
+	}
+	return s
+}
+
+func triesSuffix(tries int) string {
+	if tries <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" after %d tries", tries)
+}
+
+// sleep waits for d or until ctx ends, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
