@@ -58,6 +58,8 @@ type Runner struct {
 	WaitInterval time.Duration
 	// Now is the clock for records; time.Now when nil.
 	Now func() time.Time
+
+	emitMu sync.Mutex // Progress is called from one goroutine at a time
 }
 
 // Result of a rollout.
@@ -116,6 +118,10 @@ func (e *DeniedError) Error() string { return strings.Join(e.Messages, "\n") }
 // ErrHeld is wrapped by the error of a held rollout.
 var ErrHeld = errors.New("held by policy")
 
+// ErrFailedBefore is wrapped by the error of a cluster whose record says
+// this revision already failed there: it is not retried until a newer one.
+var ErrFailedBefore = errors.New("revision failed before")
+
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -124,6 +130,8 @@ func (r *Runner) now() time.Time {
 }
 
 func (r *Runner) emit(start time.Time, e Event) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
 	e.Elapsed = time.Since(start)
 	if r.Log != nil {
 		r.Log.Info("rollout "+e.Step, "fleet", r.Fleet.Name, "wave", e.Wave, "cluster", e.Cluster, "detail", e.Detail)
@@ -168,13 +176,14 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 	}
 	for _, w := range r.Fleet.Rollout.Waves {
 		for _, name := range w.Clusters {
-			st := byName[name]
-			if st == nil {
+			if byName[name] == nil {
 				return nil, fmt.Errorf("plan has no target for cluster %s", name)
 			}
 			out.Clusters = append(out.Clusters, ClusterOutcome{Name: name, Wave: w.Name, Action: ActionUntouched})
-			st.out = &out.Clusters[len(out.Clusters)-1]
 		}
+	}
+	for i := range out.Clusters { // pointers only once the slice is complete
+		byName[out.Clusters[i].Name].out = &out.Clusters[i]
 	}
 
 	// 1. Policy: a deny anywhere stops the revision before any write.
@@ -219,7 +228,7 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 			}
 			continue
 		}
-		if w.Bake > 0 && !isLastWave(r.Fleet, w.Name) {
+		if w.Bake > 0 && !isLastWave(r.Fleet, w.Name) && changedAny(w, byName) {
 			r.emit(start, Event{Wave: w.Name, Step: "bake", Detail: w.Bake.String()})
 			if err := r.sleep(ctx, w.Bake); err != nil {
 				out.Result, out.Reason = Failed, err.Error()
@@ -232,6 +241,17 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 	}
 	out.Result = Done
 	return out, nil
+}
+
+// changedAny reports whether the wave applied anything: a wave whose
+// clusters were all up to date has nothing to bake.
+func changedAny(w fleet.Wave, byName map[string]*clusterState) bool {
+	for _, name := range w.Clusters {
+		if byName[name].out.Action != ActionSkipped {
+			return true
+		}
+	}
+	return false
 }
 
 func isLastWave(f *fleet.Fleet, name string) bool {
@@ -309,7 +329,9 @@ func (r *Runner) runWave(ctx context.Context, start time.Time, plan *Plan, w fle
 	}
 	if r.Fleet.Rollout.RollbackOnFailure && r.Previous != nil {
 		for i, name := range w.Clusters {
-			if errs[i] != nil && !errors.Is(errs[i], apply.ErrConflict) {
+			// A record conflict is another writer's business; a revision that
+			// failed before was rolled back then and runs the old one now.
+			if errs[i] != nil && !errors.Is(errs[i], apply.ErrConflict) && !errors.Is(errs[i], ErrFailedBefore) {
 				if rbErr := r.rollback(ctx, start, plan, byName[name], errs[i]); rbErr != nil {
 					err = errors.Join(err, rbErr)
 				}
@@ -331,7 +353,7 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 	if rec := st.record; rec != nil && rec.FailedRevision == plan.Revision && rec.Revision != plan.Revision {
 		st.out.Action = ActionFailed
 		st.out.Error = fmt.Sprintf("revision %s failed here before (%s); waiting for a newer commit", short(plan.Revision), rec.Reason)
-		return fmt.Errorf("cluster %s: %s", c.Name, st.out.Error)
+		return fmt.Errorf("cluster %s: %w: %s", c.Name, ErrFailedBefore, st.out.Error)
 	}
 	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "apply", Detail: fmt.Sprintf("%d objects", len(st.target.Objects))})
 	res, err := st.applier.Apply(ctx, st.target.Objects, st.record, apply.Options{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -43,9 +44,10 @@ func (r Requests) Sub(before Requests) Requests {
 
 // RequestCounts reads apiserver_request_total. When filter is set, only
 // requests whose labels all match it are counted (e.g. {"resource":
-// "configmaps"}, {"dry_run": ""}). The GET of /metrics itself is not a
-// resource request and is not counted.
-func (c *Cluster) RequestCounts(ctx context.Context, filter map[string]string) (Requests, error) {
+// "configmaps"}, {"dry_run": ""}); requests for the resources named in
+// exclude (e.g. "leases", "events") are left out. The GET of /metrics itself
+// is not a resource request and is not counted.
+func (c *Cluster) RequestCounts(ctx context.Context, filter map[string]string, exclude ...string) (Requests, error) {
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return nil, err
@@ -70,8 +72,8 @@ next:
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if labels["resource"] == "" {
-			continue // non-resource URLs: /metrics, /healthz, /openapi
+		if labels["resource"] == "" || slices.Contains(exclude, labels["resource"]) {
+			continue // non-resource URLs (/metrics, /healthz, /openapi) or excluded
 		}
 		for k, v := range filter {
 			if labels[k] != v {
