@@ -20,9 +20,10 @@ import (
 )
 
 type applyFlags struct {
-	repo, revision, kubeconfig, changeFile, now, output string
-	allowEmpty                                          bool
-	policyDirs                                          []string
+	repo, revision, kubeconfig, now, output string
+	allowEmpty                              bool
+	policyDirs                              []string
+	change                                  changeFlags
 }
 
 func newApplyCmd() *cobra.Command {
@@ -43,7 +44,7 @@ unreachable cluster, an object the API server rejects).`,
 	f.StringVar(&fl.repo, "repo", "", "config repository: directory or Git URL")
 	f.StringVar(&fl.revision, "revision", "", "revision to roll out (default: the directory as it is, or the branch head)")
 	f.StringVar(&fl.kubeconfig, "kubeconfig", "", "kubeconfig file with a context per cluster (default: $KUBECONFIG, ~/.kube/config)")
-	f.StringVar(&fl.changeFile, "change", "", "change document (JSON, DESIGN.md §4 change)")
+	fl.change.register(cmd)
 	f.StringVar(&fl.now, "now", "", "evaluate policies at this time (RFC 3339) instead of the clock")
 	f.BoolVar(&fl.allowEmpty, "allow-empty", false, "let an empty render prune everything convoy applied")
 	f.StringArrayVar(&fl.policyDirs, "policies", nil, "extra policy directory (repeatable)")
@@ -67,12 +68,19 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 	if co.Revision == "" {
 		return withCode(ExitError, fmt.Errorf("--repo %s: not a git repository; a rollout needs a revision to record", fl.repo))
 	}
-	ch, err := loadChange(ctx, co, fl.changeFile)
+	if fl.change.pr != 0 {
+		return withCode(ExitError, errors.New("--pr: apply rolls out merged revisions; use convoy plan --pr N for pull requests"))
+	}
+	gh, err := fl.change.githubClient(co.Fleet)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	ch, changeErr, err := loadChange(ctx, co, fl.change, gh)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
 	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
-	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, Now: now})
+	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, ChangeErr: changeErr, Now: now})
 	if err != nil {
 		return withCode(ExitError, err)
 	}

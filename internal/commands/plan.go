@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,18 +35,26 @@ type planCluster struct {
 }
 
 type planFlags struct {
-	repo, revision, changeFile, now, output string
-	policyDirs                              []string
+	repo, revision, now, output string
+	policyDirs                  []string
+	change                      changeFlags
 }
 
 func newPlanCmd() *cobra.Command {
 	var fl planFlags
 	cmd := &cobra.Command{
-		Use:   "plan --repo DIR [--revision REV] --change FILE [--now RFC3339] [-o text|json|markdown]",
+		Use:   "plan --repo DIR [--revision REV] [--change FILE | --github-repo O/R [--pr N]] [--github-api URL] [--now RFC3339] [-o text|json|markdown]",
 		Short: "Render and evaluate every cluster, in wave order, without applying",
 		Long: `Plan renders every cluster of the fleet and evaluates the change against the
 policies, cluster by cluster in wave order. The overall verdict is deny if any
 cluster denies, else hold if any holds, else allow.
+
+The change comes from --change FILE, from GitHub (--github-repo, or
+spec.change.source: github), or from the commit's trailers. With --pr N the
+plan is for that pull request before it merges (render the PR's head with
+--repo/--revision); its result is reported on the pull request as the commit
+status convoy/plan and one comment, updated in place. When GitHub cannot be
+read, every cluster is held: no approval is ever invented.
 
 Exit codes: 0 allow, 1 deny, 3 hold, 2 error.`,
 		Args: cobra.NoArgs,
@@ -54,7 +63,7 @@ Exit codes: 0 allow, 1 deny, 3 hold, 2 error.`,
 	f := cmd.Flags()
 	f.StringVar(&fl.repo, "repo", "", "config repository: directory or Git URL")
 	f.StringVar(&fl.revision, "revision", "", "revision to plan (default: the directory as it is, or the branch head)")
-	f.StringVar(&fl.changeFile, "change", "", "change document (JSON, DESIGN.md §4 change)")
+	fl.change.register(cmd)
 	f.StringVar(&fl.now, "now", "", "evaluate at this time (RFC 3339) instead of the clock")
 	f.StringArrayVar(&fl.policyDirs, "policies", nil, "extra policy directory (repeatable)")
 	f.StringVarP(&fl.output, "output", "o", "text", "output format: text, json or markdown")
@@ -76,18 +85,27 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	ch, err := loadChange(ctx, co, fl.changeFile)
+	gh, err := fl.change.githubClient(co.Fleet)
+	if err != nil {
+		return withCode(ExitError, err)
+	}
+	ch, changeErr, err := loadChange(ctx, co, fl.change, gh)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
 	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
-	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, Now: now})
+	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, ChangeErr: changeErr, Now: now})
 	if err != nil {
 		return withCode(ExitError, err)
 	}
 	doc := planDocument(plan)
 	if err := writePlan(cmd.OutOrStdout(), fl.output, doc); err != nil {
 		return withCode(ExitError, err)
+	}
+	if gh != nil && fl.change.pr != 0 {
+		if err := reportPlan(ctx, gh, fl.change.pr, ch, doc); err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "convoy: report plan on pull request #%d: %v\n", fl.change.pr, err)
+		}
 	}
 	switch doc.Verdict {
 	case policy.Deny:
@@ -194,4 +212,29 @@ func PlanMarkdown(doc planOutput) string {
 		}
 	}
 	return b.String()
+}
+
+// reportPlan sets the commit status convoy/plan on the pull request's head
+// and writes the plan as the pull request's one convoy comment.
+func reportPlan(ctx context.Context, gh *change.GitHub, pr int, ch *change.Change, doc planOutput) error {
+	if ch == nil || ch.PullRequest == nil {
+		return fmt.Errorf("no pull request to report on")
+	}
+	state, desc := "success", "convoy: allowed on every cluster"
+	var first string
+	for _, c := range doc.Clusters {
+		if lines := messageLines(c); len(lines) > 0 && c.Verdict != policy.Allow && first == "" {
+			first = c.Name + ": " + lines[0]
+		}
+	}
+	switch doc.Verdict {
+	case policy.Hold:
+		state, desc = "pending", "convoy: held — "+first
+	case policy.Deny:
+		state, desc = "failure", "convoy: denied — "+first
+	}
+	if err := gh.ReportStatus(ctx, ch.PullRequest.HeadSHA, state, desc, "convoy/plan"); err != nil {
+		return err
+	}
+	return gh.UpsertComment(ctx, pr, change.PlanMarker, change.PlanMarker+"\n"+PlanMarkdown(doc))
 }

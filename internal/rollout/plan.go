@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +34,11 @@ type PlanInput struct {
 	// Diffs, per cluster, come from live dry-runs when clusters are
 	// reachable; a cluster without one gets a null diff.
 	Diffs map[string]*policy.Diff
+	// ChangeErr is why the change could not be read. The plan fails closed:
+	// a change source that cannot be reached (change.ErrUnavailable) holds
+	// every cluster, an invalid change (two category labels) denies every
+	// cluster; policies are not evaluated without the change.
+	ChangeErr error
 }
 
 // Plan renders and evaluates every cluster. A render or policy compile
@@ -54,11 +60,20 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 	for _, wave := range in.Fleet.WaveClusters() {
 		for _, c := range wave {
 			res := byName[c.Name]
-			input, err := policy.BuildInput(in.Fleet, c, in.Change, res.Objects, in.Diffs[c.Name], in.Now)
+			ch := in.Change
+			if ch == nil {
+				ch = &change.Change{Revision: in.Revision, Category: change.Unreviewed}
+			}
+			input, err := policy.BuildInput(in.Fleet, c, ch, res.Objects, in.Diffs[c.Name], in.Now)
 			if err != nil {
 				return nil, fmt.Errorf("policy input for cluster %s: %w", c.Name, err)
 			}
-			d := engine.Evaluate(ctx, input)
+			var d policy.Decision
+			if in.ChangeErr != nil {
+				d = changeDecision(in.ChangeErr)
+			} else {
+				d = engine.Evaluate(ctx, input)
+			}
 			plan.Targets = append(plan.Targets, Target{Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d})
 		}
 	}
@@ -88,4 +103,15 @@ func (p *Plan) Verdict() policy.Verdict {
 		}
 	}
 	return v
+}
+
+// changeDecision is the decision for every cluster when the change itself
+// could not be read: hold while the source is unreachable, deny when the
+// change is invalid. Nothing is allowed without a change.
+func changeDecision(err error) policy.Decision {
+	m := policy.Message{Package: "convoy.change", Msg: err.Error()}
+	if errors.Is(err, change.ErrUnavailable) {
+		return policy.Decision{Verdict: policy.Hold, Hold: []policy.Message{m}, Deny: []policy.Message{}, Warn: []policy.Message{}}
+	}
+	return policy.Decision{Verdict: policy.Deny, Deny: []policy.Message{m}, Hold: []policy.Message{}, Warn: []policy.Message{}}
 }

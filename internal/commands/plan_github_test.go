@@ -1,0 +1,94 @@
+package commands
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/convoy-gitops/convoy/internal/change"
+	"github.com/convoy-gitops/convoy/internal/testenv"
+)
+
+// TestPlanGitHubPullRequest: a pull request with labels and reviews on the
+// GitHub stand-in is planned before it merges; the plan carries the change
+// as GitHub states it, the pull request gets one status and one comment, and
+// a second plan edits that comment instead of adding one.
+func TestPlanGitHubPullRequest(t *testing.T) {
+	gh := testenv.NewFakeGitHub(t)
+	gh.RequireToken("s3cr3t-token")
+	t.Setenv("GITHUB_TOKEN", "s3cr3t-token")
+	head := strings.Repeat("ab", 20)
+	gh.AddPullRequest(testenv.PR{Number: 7, Title: "Scale the scheduler", Author: "alice", Labels: []string{"change/major"},
+		HeadSHA: head, Body: "## Why\nLoad.\n\n## Rollback\nRevert this pull request.\n"})
+	gh.AddCommit(head, "alice", "Scale the scheduler", true)
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	gh.AddReview(7, testenv.Review{User: "bob", State: "APPROVED", SubmittedAt: at})
+	gh.AddReview(7, testenv.Review{User: "alice", State: "APPROVED", SubmittedAt: at}) // the author: never counts
+	gh.AddReview(7, testenv.Review{User: "carol", State: "APPROVED", SubmittedAt: at.Add(time.Hour)})
+	gh.AddReview(7, testenv.Review{User: "carol", State: "COMMENTED", SubmittedAt: at.Add(2 * time.Hour)})
+
+	plan := func(now string) (int, planOutput, string) {
+		return runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--pr", "7", "--now", now)
+	}
+	// Two approvals for a major change, at night: allowed everywhere.
+	code, doc, errOut := plan("2026-11-25T23:30:00+08:00")
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0; stderr %s; plan %+v", code, errOut, doc)
+	}
+	users := []string{}
+	for _, a := range doc.Change.Approvals {
+		users = append(users, a.User)
+	}
+	if diff := cmp.Diff([]string{"bob", "carol"}, users); diff != "" {
+		t.Errorf("approvals (-want +got):\n%s", diff)
+	}
+	if doc.Change.Category != "major" || doc.Change.PullRequest == nil || doc.Change.PullRequest.Number != 7 || doc.Change.PullRequest.HeadSHA != head {
+		t.Errorf("change = %+v, want major PR #7 at %s", doc.Change, head)
+	}
+	if n := len(gh.Comments(7)); n != 1 {
+		t.Fatalf("%d comments on the pull request, want 1", n)
+	}
+
+	// Carol now requests changes: the second plan denies, and the same comment is edited.
+	gh.AddReview(7, testenv.Review{User: "carol", State: "CHANGES_REQUESTED", SubmittedAt: at.Add(3 * time.Hour)})
+	code, doc, _ = plan("2026-11-25T23:30:00+08:00")
+	if code != ExitDeny || doc.Verdict != "deny" {
+		t.Fatalf("after changes requested: exit %d verdict %s, want 1 deny", code, doc.Verdict)
+	}
+	comments := gh.Comments(7)
+	if len(comments) != 1 || comments[0].Edits != 1 || !strings.Contains(comments[0].Body, change.PlanMarker) || !strings.Contains(comments[0].Body, "⛔ deny") {
+		t.Errorf("comments = %+v, want the one comment edited to show the deny", comments)
+	}
+	var states []string
+	for _, s := range gh.Statuses() {
+		if s.SHA != head || s.Context != "convoy/plan" {
+			t.Errorf("status %+v, want convoy/plan on %s", s, head)
+		}
+		states = append(states, s.State)
+	}
+	if diff := cmp.Diff([]string{"success", "failure"}, states); diff != "" {
+		t.Errorf("commit statuses (-want +got):\n%s", diff)
+	}
+}
+
+// TestPlanGitHubDown: when GitHub cannot be read, every cluster is held
+// (never allowed) and the reason is in the plan.
+func TestPlanGitHubDown(t *testing.T) {
+	gh := testenv.NewFakeGitHub(t)
+	gh.FailNext(1000, 502)
+	t.Setenv("GITHUB_TOKEN", "s3cr3t-token")
+	code, doc, errOut := runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--pr", "7", "--now", "2026-11-25T23:30:00+08:00")
+	if code != ExitHold || doc.Verdict != "hold" {
+		t.Fatalf("exit %d verdict %q, want 3 hold; stderr %s", code, doc.Verdict, errOut)
+	}
+	for _, c := range doc.Clusters {
+		if c.Verdict != "hold" || len(c.Hold) != 1 || !strings.Contains(c.Hold[0].Msg, "502") {
+			t.Errorf("cluster %s: %s %+v, want held naming the 502", c.Name, c.Verdict, c.Hold)
+		}
+	}
+	if strings.Contains(errOut, "s3cr3t-token") || strings.Contains(errOut+doc.Clusters[0].Hold[0].Msg, "s3cr3t") {
+		t.Error("the token leaked into the output")
+	}
+}
