@@ -15,6 +15,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/policy"
 	"github.com/convoy-gitops/convoy/internal/render"
 	"github.com/convoy-gitops/convoy/internal/rollout"
 )
@@ -86,6 +87,11 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 	}
 	connector := &apply.Connector{KubeconfigFile: fl.kubeconfig}
 	stderr := cmd.ErrOrStderr()
+	var deployments *rollout.Deployments
+	if gh != nil && plan.Verdict() != policy.Deny {
+		deployments = &rollout.Deployments{API: gh}
+		deployments.Start(ctx, plan)
+	}
 	runner := &rollout.Runner{
 		Fleet: co.Fleet,
 		Connect: func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
@@ -104,6 +110,9 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 				where += " cluster " + e.Cluster
 			}
 			fmt.Fprintf(stderr, "[%6.1fs] %s: %s %s\n", e.Elapsed.Seconds(), where, e.Step, e.Detail)
+			if deployments != nil {
+				deployments.Event(ctx, e)
+			}
 		},
 	}
 	out, err := runner.Run(ctx, plan)

@@ -32,10 +32,11 @@ var waveOrder = []string{"staging", "prod-primary", "prod-secondary", "prod-edge
 // rolloutEnv is the fixture fleet served by a git server, with a full
 // cluster per fixture cluster.
 type rolloutEnv struct {
-	t        *testing.T
-	clusters *testenv.Clusters
-	repo     *testenv.Repo
-	change   string
+	t          *testing.T
+	clusters   *testenv.Clusters
+	repo       *testenv.Repo
+	change     string
+	changeArgs []string
 }
 
 func newRolloutEnv(t *testing.T) *rolloutEnv {
@@ -72,11 +73,15 @@ func (e *rolloutEnv) commit(msg string, files map[string]string) string {
 	return e.repo.Commit(e.t, msg, files)
 }
 
-// apply runs convoy apply on the work tree (its HEAD is the revision).
+// apply runs convoy apply on the work tree (its HEAD is the revision),
+// with the change from changeArgs (a --change file unless a test says otherwise).
 func (e *rolloutEnv) apply(extra ...string) (int, string, string) {
-	args := append([]string{"apply", "--repo", e.repo.WorkDir, "--kubeconfig", e.clusters.KubeconfigFile,
-		"--change", e.change, "--now", night}, extra...)
-	return run(e.t, args...)
+	change := e.changeArgs
+	if change == nil {
+		change = []string{"--change", e.change}
+	}
+	args := append([]string{"apply", "--repo", e.repo.WorkDir, "--kubeconfig", e.clusters.KubeconfigFile, "--now", night}, change...)
+	return run(e.t, append(args, extra...)...)
 }
 
 func (e *rolloutEnv) record(name string) *apply.Record {
@@ -123,9 +128,18 @@ func TestApplyFleet(t *testing.T) {
 	e := newRolloutEnv(t)
 	ctx := context.Background()
 
-	// 1. First rollout: every cluster, strictly wave by wave.
+	// 1. First rollout: every cluster, strictly wave by wave. The change is
+	// the merged pull request on the GitHub stand-in, and every cluster gets
+	// a GitHub deployment that follows the rollout.
 	rev1 := e.repo.Head(t)
+	gh := testenv.NewFakeGitHub(t)
+	gh.AddPullRequest(testenv.PR{Number: 12, Title: "Roll out the scheduler", Author: "alice", Labels: []string{"change/normal"},
+		HeadSHA: strings.Repeat("cd", 20), MergeCommitSHA: rev1, Merged: true, Body: "## Rollback\nRevert the merge.\n"})
+	gh.AddCommit(rev1, "alice", "Roll out the scheduler", true)
+	gh.AddReview(12, testenv.Review{User: "bob", State: "APPROVED", SubmittedAt: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)})
+	e.changeArgs = []string{"--github-repo", "acme/fleet-config", "--github-api", gh.URL()}
 	code, out, errOut := e.apply()
+	e.changeArgs = nil
 	if code != ExitOK {
 		t.Fatalf("first apply: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -147,6 +161,22 @@ func TestApplyFleet(t *testing.T) {
 		w := waveIdx[name]
 		if at := e.record(name).AppliedAt; w > 0 && !at.After(doneAt[w-1]) {
 			t.Errorf("cluster %s (wave %d) recorded at %s, not after wave %d finished at %s", name, w, at, w-1, doneAt[w-1])
+		}
+	}
+	deployments := map[int64]string{}
+	for _, d := range gh.Deployments() {
+		if d.Ref != rev1 || d.Payload["category"] != "normal" {
+			t.Errorf("deployment %+v, want ref %s with the change's category", d, rev1)
+		}
+		deployments[d.ID] = d.Environment
+	}
+	states := map[string][]string{}
+	for _, s := range gh.DeploymentStatuses() {
+		states[deployments[s.DeploymentID]] = append(states[deployments[s.DeploymentID]], s.State)
+	}
+	for _, name := range waveOrder {
+		if diff := cmp.Diff([]string{"queued", "in_progress", "success"}, states[name]); diff != "" {
+			t.Errorf("cluster %s deployment statuses (-want +got):\n%s", name, diff)
 		}
 	}
 	// No object of wave N+1 was created before wave N was healthy: each

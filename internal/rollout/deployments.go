@@ -1,0 +1,93 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// DeploymentAPI is the part of a forge's API that records deployments:
+// change.GitHub implements it.
+type DeploymentAPI interface {
+	CreateDeployment(ctx context.Context, ref, environment string, payload map[string]any) (int64, error)
+	SetDeploymentStatus(ctx context.Context, id int64, state, description string) error
+}
+
+// Deployments mirrors a rollout on the forge: one deployment per cluster
+// (environment = cluster name, ref = revision, payload with the wave and
+// the change), queued when the rollout starts, then in_progress, success
+// or failure as each cluster goes. Reporting never stops a rollout: its
+// errors are logged.
+type Deployments struct {
+	API DeploymentAPI
+	Log *slog.Logger
+
+	mu  sync.Mutex
+	ids map[string]int64 // cluster → deployment ID
+}
+
+// Start creates a queued deployment for every cluster of plan.
+func (d *Deployments) Start(ctx context.Context, plan *Plan) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ids = map[string]int64{}
+	for _, t := range plan.Targets {
+		payload := map[string]any{"wave": t.Cluster.Wave, "cluster": t.Cluster.Name}
+		if ch := plan.Change; ch != nil {
+			payload["category"] = ch.Category
+			if ch.PullRequest != nil {
+				payload["pull_request"] = ch.PullRequest.Number
+			}
+		}
+		id, err := d.API.CreateDeployment(ctx, plan.Revision, t.Cluster.Name, payload)
+		if err != nil {
+			d.logError("create deployment", t.Cluster.Name, err)
+			continue
+		}
+		d.ids[t.Cluster.Name] = id
+		d.set(ctx, t.Cluster.Name, "queued", "waiting for wave "+t.Cluster.Wave)
+	}
+}
+
+// Event updates the cluster's deployment from a rollout progress event.
+func (d *Deployments) Event(ctx context.Context, e Event) {
+	if e.Cluster == "" {
+		return
+	}
+	state := map[string]string{"apply": "in_progress", "healthy": "success", "skipped": "success", "failed": "failure", "rollback": "failure"}[e.Step]
+	if state == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.set(ctx, e.Cluster, state, fmt.Sprintf("%s %s", e.Step, e.Detail))
+}
+
+// Supersede marks every deployment that did not finish as inactive: a newer
+// revision replaces this one.
+func (d *Deployments) Supersede(ctx context.Context, out *Outcome, by string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range out.Clusters {
+		if c.Action == ActionUntouched || c.Action == ActionHeld {
+			d.set(ctx, c.Name, "inactive", "superseded by "+short(by))
+		}
+	}
+}
+
+func (d *Deployments) set(ctx context.Context, cluster, state, desc string) {
+	id, ok := d.ids[cluster]
+	if !ok {
+		return
+	}
+	if err := d.API.SetDeploymentStatus(ctx, id, state, desc); err != nil {
+		d.logError("set deployment status", cluster, err)
+	}
+}
+
+func (d *Deployments) logError(what, cluster string, err error) {
+	if d.Log != nil {
+		d.Log.Warn(what, "cluster", cluster, "error", err)
+	}
+}
