@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,6 +329,49 @@ func TestApplyFleet(t *testing.T) {
 		t.Errorf("retry of a failed revision wrote ConfigMaps on prod-primary (%d → %d writes)", beforeCM, after)
 	}
 
+	// 5. A newer commit unpins the scheduler. Its rollout is interrupted
+	// right after the first wave is healthy; the next run resumes from the
+	// records: the first wave is not applied again, the rest completes.
+	rev5 := e.commit("unpin the scheduler; label staging's quota", map[string]string{
+		"clusters/prod-primary/kustomization.yaml": primaryK,
+		"environments/staging/quota.yaml":          strings.Replace(e.read("environments/staging/quota.yaml"), "metadata:\n", "metadata:\n  labels: {reviewed: \"2026-11\"}\n", 1),
+	})
+	interrupted, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stdout5 strings.Builder
+	progress := &cancelOn{marker: "cluster staging: healthy", cancel: cancel}
+	args := []string{"apply", "--repo", e.repo.WorkDir, "--kubeconfig", e.clusters.KubeconfigFile, "--now", night, "--change", e.change}
+	if code := ExecuteContext(interrupted, args, &stdout5, progress); code == ExitOK {
+		t.Fatalf("interrupted rollout exited 0:\n%s\n%s", stdout5.String(), progress.String())
+	}
+	if r := e.record("staging"); r.Revision != rev5 {
+		t.Errorf("staging at %s after the interrupted rollout, want %s", r.Revision, rev5)
+	}
+	for _, name := range []string{"prod-primary", "prod-secondary", "prod-edge", "dr"} {
+		if r := e.record(name); r.Revision != rev2 {
+			t.Errorf("cluster %s at %s after a rollout interrupted after wave 1, want still %s", name, r.Revision, rev2)
+		}
+	}
+	stagingCM := func() int {
+		n, err := e.clusters.Get("staging").RequestCounts(ctx, map[string]string{"dry_run": "", "resource": "configmaps"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Mutating()
+	}
+	before5 := stagingCM()
+	if code, out, errOut := e.apply(); code != ExitOK {
+		t.Fatalf("resumed rollout: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := stagingCM() - before5; n != 0 {
+		t.Errorf("the resumed rollout wrote %d ConfigMaps on staging, which was already done", n)
+	}
+	for _, name := range waveOrder {
+		if r := e.record(name); r.Revision != rev5 || r.Status != apply.StatusApplied {
+			t.Errorf("cluster %s = %s %s after the resumed rollout, want %s applied", name, r.Revision, r.Status, rev5)
+		}
+	}
+
 	// convoy status reads every record.
 	code, out, _ = run(t, "status", "--kubeconfig", e.clusters.KubeconfigFile, "--repo", e.repo.WorkDir, "-o", "json")
 	var st struct{ Clusters []clusterStatus }
@@ -338,8 +382,10 @@ func TestApplyFleet(t *testing.T) {
 	for _, c := range st.Clusters {
 		got[c.Name] = c.Revision[:7] + " " + c.Status
 	}
-	want := map[string]string{"staging": rev4[:7] + " applied", "prod-primary": rev2[:7] + " rolled-back",
-		"prod-secondary": rev2[:7] + " applied", "prod-edge": rev2[:7] + " applied", "dr": rev2[:7] + " applied"}
+	want := map[string]string{}
+	for _, name := range waveOrder {
+		want[name] = rev5[:7] + " applied"
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
@@ -378,3 +424,28 @@ func assertWaveOrder(t *testing.T, progress string) {
 }
 
 var schemaPDB = schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"}
+
+// cancelOn is a progress writer that cancels a rollout once a line with
+// marker has been written.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    strings.Builder
+	marker string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.marker) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+func (c *cancelOn) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}

@@ -221,6 +221,10 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 			out.Result, out.Reason = Held, held[0]
 			return out, fmt.Errorf("wave %s: %w: %s", w.Name, ErrHeld, strings.Join(held, "; "))
 		}
+		if err := ctx.Err(); err != nil {
+			out.Result, out.Reason = Failed, "interrupted before wave "+w.Name
+			return out, fmt.Errorf("rollout interrupted before wave %s: %w", w.Name, err)
+		}
 		if err := r.runWave(ctx, start, plan, w, byName); err != nil {
 			out.Result, out.Reason = Failed, err.Error()
 			if r.Fleet.Rollout.FailFast {
@@ -313,17 +317,31 @@ func (r *Runner) runWave(ctx context.Context, start time.Time, plan *Plan, w fle
 	sem := make(chan struct{}, par)
 	errs := make([]error, len(w.Clusters))
 	var wg sync.WaitGroup
+	// A cluster that has started is finished even when ctx is cancelled (an
+	// interrupt, a shutdown): a half-applied cluster is worse than a late
+	// stop. Its own waits are still bounded by the health timeout. Clusters
+	// not yet started are not started.
+	inFlight := context.WithoutCancel(ctx)
 	for i, name := range w.Clusters {
 		st := byName[name]
-		wg.Add(1)
 		sem <- struct{}{}
+		if err := ctx.Err(); err != nil {
+			<-sem
+			errs[i] = fmt.Errorf("cluster %s: not started: %w", name, err)
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = r.applyCluster(ctx, start, plan, st)
+			errs[i] = r.applyCluster(inFlight, start, plan, st)
 		}()
 	}
 	wg.Wait()
 	err := errors.Join(errs...)
+	if ctx.Err() != nil {
+		// Interrupted: no rollback, the next run resumes from the records.
+		return fmt.Errorf("wave %s interrupted: %w", w.Name, err)
+	}
 	if err == nil {
 		return nil
 	}
@@ -347,7 +365,19 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 	defer func() { st.out.Duration = time.Since(began) }()
 	if r.upToDate(st) {
 		st.out.Action = ActionSkipped
-		r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "already at " + short(plan.Revision)})
+		if st.record.Revision == plan.Revision {
+			r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "already at " + short(plan.Revision)})
+			return nil
+		}
+		// The revision moved but this cluster's render did not: no object
+		// to write, only the record, so status and resumes see the revision.
+		rec := r.newRecord(plan, st, st.record.Inventory)
+		if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
+			st.out.Action, st.out.Error = ActionFailed, err.Error()
+			return err
+		}
+		st.record = rec
+		r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "render unchanged since " + short(rec.PreviousRevision)})
 		return nil
 	}
 	if rec := st.record; rec != nil && rec.FailedRevision == plan.Revision && rec.Revision != plan.Revision {
