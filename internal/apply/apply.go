@@ -63,6 +63,10 @@ type Result struct {
 	Pruned    []string // IDs deleted
 	Kept      []string // IDs no longer rendered but not deleted: foreign, prune disabled, or delete failed
 	Inventory []string // IDs the cluster's record must hold after this apply
+	// Fingerprints of convoy's ownership of each applied object, taken
+	// right after the apply, for the record (see Drift). Best effort: an
+	// object without one is re-applied by the next drift check.
+	Fingerprints map[string]string
 }
 
 // ObjectChange is one object's outcome: created, configured or unchanged.
@@ -113,6 +117,9 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	for _, e := range cs.Entries {
 		res.Applied = append(res.Applied, ObjectChange{ID: idOfEntry(e), Action: e.Action.String()})
 	}
+	// Before the health wait, to leave other writers the smallest window to
+	// slip a change into the baseline. An error only costs a re-apply later.
+	res.Fingerprints, _ = a.fingerprints(ctx, refsOf(objs))
 	waitOpts := ssa.WaitOptions{Interval: interval(opts), Timeout: healthTimeout(opts)}
 	if err := a.rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), waitOpts); err != nil {
 		return res, &UnhealthyError{Cluster: a.Cluster, Err: err}

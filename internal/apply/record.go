@@ -60,6 +60,14 @@ type Record struct {
 	Messages         []string     `json:"messages,omitempty"`
 	Agent            string       `json:"agent,omitempty"`
 	Inventory        []string     `json:"-"` // object IDs convoy applied and owns
+	// Fingerprints maps inventory IDs to the fingerprint of convoy's
+	// server-side apply ownership when it was last applied (see Drift). An
+	// inventory ID without one is unverified: the next drift check re-applies it.
+	Fingerprints map[string]string `json:"-"`
+	// CorrectedAt is when drift was last corrected; Corrected counts the
+	// objects re-applied then.
+	CorrectedAt time.Time `json:"correctedAt,omitzero"`
+	Corrected   int       `json:"corrected,omitempty"`
 
 	resourceVersion string // for optimistic concurrency on write
 }
@@ -95,25 +103,104 @@ func decodeRecord(cm *corev1.ConfigMap) (*Record, error) {
 	if err := json.Unmarshal([]byte(cm.Data["record"]), r); err != nil {
 		return nil, fmt.Errorf("record %s/%s: key record: %w", cm.Namespace, cm.Name, err)
 	}
-	inv := cm.Data["inventory"]
-	if gz, ok := cm.BinaryData["inventory.gz"]; ok {
-		zr, err := gzip.NewReader(bytes.NewReader(gz))
-		if err != nil {
-			return nil, fmt.Errorf("record %s/%s: inventory.gz: %w", cm.Namespace, cm.Name, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(zr, 64<<20))
-		if err != nil {
-			return nil, fmt.Errorf("record %s/%s: inventory.gz: %w", cm.Namespace, cm.Name, err)
-		}
-		inv = string(data)
+	inv, err := readKey(cm, "inventory")
+	if err != nil {
+		return nil, err
 	}
 	for _, id := range strings.Split(inv, "\n") {
 		if id != "" {
 			r.Inventory = append(r.Inventory, id)
 		}
 	}
+	fps, err := readKey(cm, "fingerprints")
+	if err != nil {
+		return nil, err
+	}
+	r.Fingerprints = decodeFingerprints(fps, r.Inventory)
 	r.resourceVersion = cm.ResourceVersion
 	return r, nil
+}
+
+// readKey returns the text of key, or of its gzipped form key.gz in
+// binaryData.
+func readKey(cm *corev1.ConfigMap, key string) (string, error) {
+	gz, ok := cm.BinaryData[key+".gz"]
+	if !ok {
+		return cm.Data[key], nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return "", fmt.Errorf("record %s/%s: %s.gz: %w", cm.Namespace, cm.Name, key, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(zr, 64<<20))
+	if err != nil {
+		return "", fmt.Errorf("record %s/%s: %s.gz: %w", cm.Namespace, cm.Name, key, err)
+	}
+	return string(data), nil
+}
+
+// writeKey stores text under key, or gzipped under key.gz in binaryData
+// when it is larger than inventoryInlineMax.
+func writeKey(cm *corev1.ConfigMap, key, text string) error {
+	if len(text) <= inventoryInlineMax {
+		cm.Data[key] = text
+		return nil
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write([]byte(text)); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if cm.BinaryData == nil {
+		cm.BinaryData = map[string][]byte{}
+	}
+	cm.BinaryData[key+".gz"] = buf.Bytes()
+	return nil
+}
+
+// encodeFingerprints writes one line per inventory ID, in inventory order:
+// the ID's fingerprint, or "-" when it has none. The IDs are not repeated,
+// which keeps the record small (17 bytes an object); "" when there is no
+// fingerprint at all.
+func encodeFingerprints(r *Record) string {
+	if len(r.Fingerprints) == 0 || len(r.Inventory) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, id := range r.Inventory {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if fp := r.Fingerprints[id]; fp != "" {
+			b.WriteString(fp)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// decodeFingerprints pairs the lines of text with inventory. Lines that do
+// not match the inventory one for one (an edited record) are dropped as a
+// whole: unverified objects are re-applied, never trusted.
+func decodeFingerprints(text string, inventory []string) map[string]string {
+	if text == "" {
+		return nil
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) != len(inventory) {
+		return nil
+	}
+	out := make(map[string]string, len(lines))
+	for i, fp := range lines {
+		if fp != "-" && fp != "" {
+			out[inventory[i]] = fp
+		}
+	}
+	return out
 }
 
 func encodeRecord(r *Record) (*corev1.ConfigMap, error) {
@@ -130,20 +217,14 @@ func encodeRecord(r *Record) (*corev1.ConfigMap, error) {
 		},
 		Data: map[string]string{"record": string(meta)},
 	}
-	inv := strings.Join(r.Inventory, "\n")
-	if len(inv) <= inventoryInlineMax {
-		cm.Data["inventory"] = inv
-		return cm, nil
-	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write([]byte(inv)); err != nil {
+	if err := writeKey(cm, "inventory", strings.Join(r.Inventory, "\n")); err != nil {
 		return nil, err
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
+	if fps := encodeFingerprints(r); fps != "" {
+		if err := writeKey(cm, "fingerprints", fps); err != nil {
+			return nil, err
+		}
 	}
-	cm.BinaryData = map[string][]byte{"inventory.gz": buf.Bytes()}
 	return cm, nil
 }
 

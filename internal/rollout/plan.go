@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/policy"
@@ -34,6 +36,11 @@ type PlanInput struct {
 	// Diffs, per cluster, come from live dry-runs when clusters are
 	// reachable; a cluster without one gets a null diff.
 	Diffs map[string]*policy.Diff
+	// Live, when set, reaches each cluster for a server-side dry-run diff
+	// (the policy input's diff). A cluster it cannot reach gets a null diff
+	// and a warning through Warn.
+	Live ConnectFunc
+	Warn func(msg string)
 	// ChangeErr is why the change could not be read. The plan fails closed:
 	// a change source that cannot be reached (change.ErrUnavailable) holds
 	// every cluster, an invalid change (two category labels) denies every
@@ -55,6 +62,9 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 	byName := map[string]*render.Result{}
 	for _, r := range results {
 		byName[r.Cluster] = r
+	}
+	if in.Live != nil {
+		in.Diffs = liveDiffs(ctx, in, byName)
 	}
 	plan := &Plan{Revision: in.Revision, Change: in.Change}
 	for _, wave := range in.Fleet.WaveClusters() {
@@ -114,4 +124,46 @@ func changeDecision(err error) policy.Decision {
 		return policy.Decision{Verdict: policy.Hold, Hold: []policy.Message{m}, Deny: []policy.Message{}, Warn: []policy.Message{}}
 	}
 	return policy.Decision{Verdict: policy.Deny, Deny: []policy.Message{m}, Hold: []policy.Message{}, Warn: []policy.Message{}}
+}
+
+// liveDiffs dry-runs every cluster's render against the cluster, in parallel.
+func liveDiffs(ctx context.Context, in PlanInput, byName map[string]*render.Result) map[string]*policy.Diff {
+	out := map[string]*policy.Diff{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range in.Fleet.Clusters {
+		c := &in.Fleet.Clusters[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := clusterDiff(ctx, in.Live, in.Fleet.Name, c, byName[c.Name])
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if in.Warn != nil {
+					in.Warn(fmt.Sprintf("cluster %s: no live diff: %v", c.Name, err))
+				}
+				return
+			}
+			out[c.Name] = d
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func clusterDiff(ctx context.Context, connect ConnectFunc, fleetName string, c *fleet.Cluster, res *render.Result) (*policy.Diff, error) {
+	a, err := connect(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := apply.ReadRecord(ctx, a.Client(), fleetName)
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.Diff(ctx, res.Objects, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &policy.Diff{Create: d.Create, Update: d.Update, Delete: d.Delete, Unchanged: d.Unchanged}, nil
 }

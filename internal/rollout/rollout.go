@@ -405,6 +405,7 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 		return err
 	}
 	rec := r.newRecord(plan, st, res.Inventory)
+	rec.Fingerprints = res.Fingerprints
 	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
 		st.out.Action, st.out.Error = ActionFailed, err.Error()
 		return err
@@ -476,7 +477,7 @@ func (r *Runner) rollback(ctx context.Context, start time.Time, plan *Plan, st *
 		return fmt.Errorf("cluster %s: rollback to %s: %w", c.Name, short(prev.Revision), err)
 	}
 	rec := r.failedRecord(plan, st, reason, apply.StatusRolledBack)
-	rec.RenderHash, rec.Inventory = hash, res.Inventory
+	rec.RenderHash, rec.Inventory, rec.Fingerprints = hash, res.Inventory, res.Fingerprints
 	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
 		return err
 	}
