@@ -93,14 +93,8 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 		deployments.Start(ctx, plan)
 	}
 	runner := &rollout.Runner{
-		Fleet: co.Fleet,
-		Connect: func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
-			cfg, err := connector.RESTConfig(ctx, c)
-			if err != nil {
-				return nil, err
-			}
-			return apply.New(cfg, co.Fleet.Name, c.Name)
-		},
+		Fleet:      co.Fleet,
+		Connect:    connectFunc(connector, co.Fleet.Name),
 		Previous:   co.renderAt,
 		AllowEmpty: fl.allowEmpty,
 		Agent:      agentIdentity(),
@@ -221,4 +215,15 @@ func parseNow(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--now %q: expected RFC 3339, e.g. 2026-11-25T10:00:00+08:00", s)
 	}
 	return t, nil
+}
+
+// connectFunc reaches a fleet's clusters through connector.
+func connectFunc(connector *apply.Connector, fleetName string) rollout.ConnectFunc {
+	return func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
+		cfg, err := connector.RESTConfig(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return apply.New(cfg, fleetName, c.Name)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -226,6 +227,25 @@ func TestApplyFleet(t *testing.T) {
 	base = strings.Replace(base, "- pdb.yaml\n", "", 1)
 	base = strings.Replace(base, "- service.yaml\n", "", 1)
 	rev2 := e.commit("drop the PDB and the Service", map[string]string{"environments/base/kustomization.yaml": base})
+	// Planned against the live clusters first: the diff says what will go.
+	code, planDoc, errOut := runPlanJSON(t, "--repo", e.repo.WorkDir, "--kubeconfig", e.clusters.KubeconfigFile, "--change", e.change, "--now", night)
+	if code != ExitOK {
+		t.Fatalf("live plan: exit %d: %s", code, errOut)
+	}
+	for _, c := range planDoc.Clusters {
+		if c.Diff == nil {
+			t.Errorf("cluster %s: no live diff in the plan", c.Name)
+			continue
+		}
+		wantDelete := []string{"policy/v1/PodDisruptionBudget/intelligent-environment/resource-scheduler", "v1/Service/intelligent-environment/resource-scheduler"}
+		if c.Name == "staging" {
+			wantDelete = append(wantDelete, "v1/ConfigMap/default/resource-scheduler") // the foreign object planted in its inventory
+			sort.Strings(wantDelete)
+		}
+		if diff := cmp.Diff(wantDelete, c.Diff.Delete); diff != "" || len(c.Diff.Create) != 0 || c.Diff.Unchanged == 0 {
+			t.Errorf("cluster %s live diff %+v; delete (-want +got):\n%s", c.Name, c.Diff, diff)
+		}
+	}
 	if code, out, errOut := e.apply(); code != ExitOK {
 		t.Fatalf("prune apply: exit %d\n%s\n%s", code, out, errOut)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/policy"
 	"github.com/convoy-gitops/convoy/internal/rollout"
@@ -35,9 +36,9 @@ type planCluster struct {
 }
 
 type planFlags struct {
-	repo, revision, now, output string
-	policyDirs                  []string
-	change                      changeFlags
+	repo, revision, now, output, kubeconfig string
+	policyDirs                              []string
+	change                                  changeFlags
 }
 
 func newPlanCmd() *cobra.Command {
@@ -64,6 +65,7 @@ Exit codes: 0 allow, 1 deny, 3 hold, 2 error.`,
 	f.StringVar(&fl.repo, "repo", "", "config repository: directory or Git URL")
 	f.StringVar(&fl.revision, "revision", "", "revision to plan (default: the directory as it is, or the branch head)")
 	fl.change.register(cmd)
+	f.StringVar(&fl.kubeconfig, "kubeconfig", "", "kubeconfig with a context per cluster: adds each reachable cluster's live diff (server-side dry-run)")
 	f.StringVar(&fl.now, "now", "", "evaluate at this time (RFC 3339) instead of the clock")
 	f.StringArrayVar(&fl.policyDirs, "policies", nil, "extra policy directory (repeatable)")
 	f.StringVarP(&fl.output, "output", "o", "text", "output format: text, json or markdown")
@@ -94,7 +96,12 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 		return withCode(ExitError, err)
 	}
 	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
-	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, ChangeErr: changeErr, Now: now})
+	in := rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, ChangeErr: changeErr, Now: now}
+	if fl.kubeconfig != "" {
+		in.Live = connectFunc(&apply.Connector{KubeconfigFile: fl.kubeconfig}, co.Fleet.Name)
+		in.Warn = func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "convoy: %s\n", msg) }
+	}
+	plan, err := planner.Plan(ctx, in)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
@@ -121,7 +128,7 @@ func planDocument(plan *rollout.Plan) planOutput {
 	for _, t := range plan.Targets {
 		doc.Clusters = append(doc.Clusters, planCluster{
 			Name: t.Cluster.Name, Wave: t.Cluster.Wave, Verdict: t.Decision.Verdict, Objects: len(t.Objects),
-			Deny: nonNil(t.Decision.Deny), Hold: nonNil(t.Decision.Hold), Warn: nonNil(t.Decision.Warn),
+			Deny: nonNil(t.Decision.Deny), Hold: nonNil(t.Decision.Hold), Warn: nonNil(t.Decision.Warn), Diff: t.Diff,
 		})
 	}
 	return doc

@@ -84,7 +84,7 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 			} else {
 				d = engine.Evaluate(ctx, input)
 			}
-			plan.Targets = append(plan.Targets, Target{Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d})
+			plan.Targets = append(plan.Targets, Target{Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d, Diff: in.Diffs[c.Name]})
 		}
 	}
 	return plan, nil

@@ -25,6 +25,7 @@ type Target struct {
 	Objects  []*unstructured.Unstructured
 	Hash     string // the render's content hash; equal hashes mean nothing to apply
 	Decision policy.Decision
+	Diff     *policy.Diff // the live diff when the cluster was reachable at plan time
 }
 
 // Plan is a revision ready to roll out: one Target per cluster.
