@@ -105,13 +105,14 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		return nil, fmt.Errorf("cluster %s: the render is empty and would prune all %d objects; refusing without --allow-empty", a.Cluster, len(prevInv))
 	}
 	objs = a.prepare(objs)
+	masker := newSecretMasker(objs)
 	applyOpts := ssa.DefaultApplyOptions()
 	applyOpts.ForceSelector = map[string]string{AnnotationForce: "enabled"}
 	applyOpts.WaitInterval = interval(opts)
 	applyOpts.WaitTimeout = healthTimeout(opts)
 	cs, err := a.rm.ApplyAllStaged(ctx, objs, applyOpts)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: apply: %w", a.Cluster, err)
+		return nil, fmt.Errorf("cluster %s: apply: %w", a.Cluster, masker.wrap(err))
 	}
 	res := &Result{}
 	for _, e := range cs.Entries {
@@ -122,7 +123,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	res.Fingerprints, _ = a.fingerprints(ctx, refsOf(objs))
 	waitOpts := ssa.WaitOptions{Interval: interval(opts), Timeout: healthTimeout(opts)}
 	if err := a.rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), waitOpts); err != nil {
-		return res, &UnhealthyError{Cluster: a.Cluster, Err: err}
+		return res, &UnhealthyError{Cluster: a.Cluster, Err: masker.wrap(err)}
 	}
 	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
 	return res, err

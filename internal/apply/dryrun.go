@@ -49,6 +49,7 @@ func (e *RejectedError) Error() string {
 // CRD exists and are skipped; the real apply still checks them.
 func (a *Applier) DryRun(ctx context.Context, objs []*unstructured.Unstructured) error {
 	objs = a.prepare(objs)
+	masker := newSecretMasker(objs)
 	newNS := map[string]bool{}
 	newKinds := map[string]bool{} // group/kind of CRDs in the set
 	for _, o := range objs {
@@ -99,7 +100,7 @@ func (a *Applier) DryRun(ctx context.Context, objs []*unstructured.Unstructured)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			rejs = append(rejs, Rejection{ID: id, Message: rejectionMessage(err)})
+			rejs = append(rejs, Rejection{ID: id, Message: masker.mask(rejectionMessage(err))})
 		}()
 	}
 	wg.Wait()
