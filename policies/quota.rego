@@ -39,29 +39,32 @@ pow10(n) := to_number(concat("", ["1", substring(zeros, 0, n)])) if {
 }
 
 # parts(q) splits a quantity string into [sign, digits, decimals, exponent, multiplier].
-parts(q) := [m[1], concat("", [m[2], m[3]]), count(m[3]), exponent(m[4]), multiplier(m[4])] if {
+# (Functions below are else chains rather than several definitions: each
+# call then stops at the first that applies, which matters for large renders.)
+parts(q) := [m[1], concat("", [m[2], m[3]]), count(m[3]), e, multiplier(m[4])] if {
 	is_string(q)
 	m := regex.find_all_string_submatch_n(quantity_pattern, q, 1)[0]
 	count(m[2]) + count(m[3]) > 0
-	exponent(m[4]) <= 40
-	exponent(m[4]) >= -40
+	e := exponent(m[4])
+	e <= 40
+	e >= -40
 }
 
-exponent(s) := decimal_exponent[s]
+exponent(s) := e if e := decimal_exponent[s]
 
-exponent(s) := 0 if binary_multiplier[s]
+else := 0 if binary_multiplier[s]
 
-exponent(s) := signed(substring(s, 1, -1)) if regex.match(`^[eE]`, s)
+else := signed(substring(s, 1, -1)) if regex.match(`^[eE]`, s)
 
-multiplier(s) := binary_multiplier[s]
+multiplier(s) := m if m := binary_multiplier[s]
 
-multiplier(s) := 1 if not binary_multiplier[s]
+else := 1
 
 signed(s) := 0 - unsigned(substring(s, 1, -1)) if startswith(s, "-")
 
-signed(s) := unsigned(substring(s, 1, -1)) if startswith(s, "+")
+else := unsigned(substring(s, 1, -1)) if startswith(s, "+")
 
-signed(s) := unsigned(s) if regex.match(`^[0-9]`, s)
+else := unsigned(s) if regex.match(`^[0-9]`, s)
 
 unsigned(s) := 0 if trim_left(s, "0") == ""
 
@@ -88,24 +91,16 @@ sign(s) := 1 if s != "-"
 scaled(p) := (unsigned(p[1]) * pow10(shift)) * p[4] if {
 	shift := (p[3] + 3) - p[2]
 	shift >= 0
-}
-
-scaled(p) := rounded_up(sprintf("%d", [unsigned(p[1]) * p[4]]), p[2] - (p[3] + 3)) if {
+} else := rounded_up(sprintf("%d", [unsigned(p[1]) * p[4]]), p[2] - (p[3] + 3)) if {
 	(p[3] + 3) - p[2] < 0
 }
 
 # rounded_up divides the decimal string s by 10^k, rounding up.
-rounded_up(s, k) := 0 if {
-	count(s) <= k
-	not regex.match(`[1-9]`, s)
-}
-
-rounded_up(s, k) := 1 if {
-	count(s) <= k
+rounded_up(s, k) := unsigned(substring(s, 0, count(s) - k)) + carry(substring(s, count(s) - k, -1)) if {
+	count(s) > k
+} else := 1 if {
 	regex.match(`[1-9]`, s)
-}
-
-rounded_up(s, k) := unsigned(substring(s, 0, count(s) - k)) + carry(substring(s, count(s) - k, -1)) if count(s) > k
+} else := 0
 
 carry(tail) := 1 if regex.match(`[1-9]`, tail)
 
@@ -192,20 +187,37 @@ resource_map(c, key) := m if {
 # resource from its limits as the API server does.
 requested(c) := object.union(resource_map(c, "limits"), resource_map(c, "requests"))
 
-request(c, r) := millis(requested(c)[r]) if requested(c)[r]
+# requested_quantity(c, r) is requested(c)[r] without building requested(c).
+requested_quantity(c, r) := q if {
+	m := c.resources.requests
+	is_object(m)
+	q := m[r]
+} else := q if {
+	m := c.resources.limits
+	is_object(m)
+	q := m[r]
+}
+
+# request(c, r) is what container c requests of resource r in milli-units,
+# 0 when it requests none or an invalid quantity (denied below).
+request(c, r) := quantity_millis(requested_quantity(c, r)) if requested_quantity(c, r)
 
 else := 0
 
 sidecar(c) if c.restartPolicy == "Always"
 
 # pod_requests(spec) maps each resource to the pod's request in milli-units.
-pod_requests(spec) := {r: total |
-	inits := init_containers(spec)
-	names := {n | some c in array.concat(containers(spec), inits); some n, _ in requested(c)} | {n | some n, _ in overhead(spec)}
+pod_requests(spec) := {r: pod_request(spec, r) |
+	names := {n | some c in array.concat(containers(spec), init_containers(spec)); some n, _ in requested(c)} | {n | some n, _ in overhead(spec)}
 	some r in names
+}
+
+# pod_request(spec, r) is the pod's request of resource r in milli-units: 0
+# for a resource none of its containers requests.
+pod_request(spec, r) := max(array.concat([regular], steps)) + overhead_of(spec, r) if {
+	inits := init_containers(spec)
 	regular := sum([request(c, r) | some c in containers(spec)]) + sum([request(c, r) | some c in inits; sidecar(c)])
 	steps := [step(inits, i, r) | some i, _ in inits]
-	total := max(array.concat([regular], steps)) + overhead_of(spec, r)
 }
 
 # step is the request while init container i runs: it plus the sidecars
@@ -222,23 +234,99 @@ overhead_of(spec, r) := millis(overhead(spec)[r]) if overhead(spec)[r]
 
 else := 0
 
-# requests lists [resource, milli-units] of every pod every object runs.
-requests := [[r, m * w[1]] |
-	some obj in input.objects
-	w := workload(obj)
-	some r, m in pod_requests(w[0])
-]
+# --- Objects grouped by what their pods request -----------------------------
+
+# pod_shape(spec) keeps of a pod spec what pod_request reads: per container
+# its requests and limits (objects) and whether it is a sidecar, and the
+# overhead. Pods of one shape request the same, and many pods share a shape.
+pod_shape(spec) := {
+	"containers": [container_shape(c) | some c in containers(spec)],
+	"initContainers": [container_shape(c) | some c in init_containers(spec)],
+	"overhead": overhead(spec),
+}
+
+container_shape(c) := object.union(
+	{"resources": {"limits": resource_map(c, "limits"), "requests": resource_map(c, "requests")}},
+	{"restartPolicy": "Always"},
+) if sidecar(c)
+
+else := {"resources": {"limits": resource_map(c, "limits"), "requests": resource_map(c, "requests")}}
+
+# index_objects(objects) indexes the rendered objects in one pass:
+#   "pods": [[shape, [[object index, pods], ...], sum of pods], ...], every
+#           object that runs pods, grouped by pod_shape (here one group per
+#           object);
+#   "resource_quotas": the indexes of the v1 ResourceQuotas.
+# The policy engine evaluates it with a Go implementation (convoy.quota_index)
+# that groups equal shapes together and leaves the result otherwise equal;
+# it gives up (is undefined) on anything unusual, and then this one runs.
+index_objects(objects) := {
+	"pods": [[pod_shape(w[0]), [[i, w[1]]], w[1]] | some i, obj in objects; w := workload(obj)],
+	"resource_quotas": [i | some i, obj in objects; obj.apiVersion == "v1"; obj.kind == "ResourceQuota"],
+}
+
+# fast_index is index_objects here and under `opa test`; the engine replaces
+# it by convoy.quota_index, which is undefined when it gives up.
+fast_index(objects) := index_objects(objects)
+
+indexed := x if x := fast_index(input.objects)
+
+else := index_objects(input.objects)
+
+pod_groups := indexed.pods
+
+resource_quotas := [input.objects[i] | some i in indexed.resource_quotas]
+
+# quantities holds every distinct quantity the containers request or limit.
+quantities contains q if {
+	some g in pod_groups
+	some c in array.concat(g[0].containers, g[0].initContainers)
+	some _, m in c.resources
+	some _, q in m
+}
+
+# parsed maps every valid quantity of the containers to its milli-units, so
+# that each distinct quantity string is parsed once, not once per container.
+parsed := {q: m | some q in quantities; m := millis(q)}
+
+invalid_quantities := {q | some q in quantities; not valid(q)}
+
+# quantity_millis(q) is millis(q), looked up when q is in the input.
+quantity_millis(q) := m if m := parsed[q]
+
+else := millis(q)
+
+# has_invalid and has_unrequested flag the shapes whose objects may have a
+# container with an invalid quantity or without requests.
+has_invalid(shape) if {
+	some c in array.concat(shape.containers, shape.initContainers)
+	some _, m in c.resources
+	some _, q in m
+	q in invalid_quantities
+}
+
+has_unrequested(shape) if {
+	some c in array.concat(shape.containers, shape.initContainers)
+	count(requested(c)) == 0
+}
 
 capacity := input.cluster.capacity if is_object(input.cluster.capacity)
 
 else := {}
+
+# totals maps each resource of the capacity to what every pod of every object
+# requests of it, in milli-units.
+totals := {r: total |
+	some r, _ in capacity
+	total := sum([n | some g in pod_groups; n := pod_request(g[0], r) * g[2]])
+}
 
 # --- Rules -------------------------------------------------------------------
 
 deny contains msg if {
 	some r, cap in capacity
 	capacity_millis := millis(cap)
-	total := sum([m | some x in requests; x[0] == r; m := x[1]])
+	total := totals[r]
 	total > capacity_millis
 	msg := sprintf("cluster %s: %s requests %s exceed capacity %s", [cluster_name, r, format(r, total), text(cap)])
 }
@@ -250,7 +338,11 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	some obj in input.objects
+	count(invalid_quantities) > 0
+	some g in pod_groups
+	has_invalid(g[0])
+	some member in g[1]
+	obj := input.objects[member[0]]
 	w := workload(obj)
 	some c in array.concat(containers(w[0]), init_containers(w[0]))
 	some key in ["requests", "limits"]
@@ -265,9 +357,7 @@ quota_resource(key) := substring(key, count("requests."), -1) if startswith(key,
 quota_resource(key) := key if key in {"cpu", "memory", "ephemeral-storage"}
 
 deny contains msg if {
-	some obj in input.objects
-	obj.apiVersion == "v1"
-	obj.kind == "ResourceQuota"
+	some obj in resource_quotas
 	some key, hard in object.get(obj, ["spec", "hard"], {})
 	r := quota_resource(key)
 	cap := capacity[r]
@@ -276,9 +366,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	some obj in input.objects
-	obj.apiVersion == "v1"
-	obj.kind == "ResourceQuota"
+	some obj in resource_quotas
 	some key, hard in object.get(obj, ["spec", "hard"], {})
 	quota_resource(key)
 	not valid(hard)
@@ -286,7 +374,10 @@ deny contains msg if {
 }
 
 warn contains msg if {
-	some obj in input.objects
+	some g in pod_groups
+	has_unrequested(g[0])
+	some member in g[1]
+	obj := input.objects[member[0]]
 	w := workload(obj)
 	some c in array.concat(containers(w[0]), init_containers(w[0]))
 	count(requested(c)) == 0

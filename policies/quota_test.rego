@@ -36,6 +36,32 @@ test_sub_milli_quantities_round_up if {
 	quota.millis("123456789.1234") == 123456789124
 }
 
+test_signed_quantities_and_exponents if {
+	quota.millis("-1.5") == -1500
+	quota.millis("+2") == 2000
+	quota.millis("1e+2") == 100000
+	quota.millis("1e-2") == 10
+	quota.millis("5E-4") == 1
+	quota.millis("15e-4") == 2
+	quota.millis("0.0001") == 1
+	quota.millis("0.000") == 0
+	quota.millis("12Ki") == 12288000
+	quota.millis("1e40") == 10000000000000000000000000000000000000000000
+	not quota.valid("1e41")
+	not quota.valid("1e-41")
+}
+
+test_shared_shapes_count_every_pod if {
+	# Equal pod specs are grouped: each object still counts its own pods.
+	objs := [
+		deployment("a", 2, [container("app", {"cpu": "1"})]),
+		deployment("b", 3, [container("app", {"cpu": "1"})]),
+		deployment("c", 1, [container("app", {"cpu": "1"}), {"name": "bare"}]),
+	]
+	quota.deny == {"cluster prod-primary: cpu requests 6 exceed capacity 5"} with input as {"cluster": cluster({"cpu": "5"}), "objects": objs}
+	quota.warn == {"apps/v1/Deployment/web/c: container bare has no resource requests"} with input as {"cluster": cluster({"cpu": "6"}), "objects": objs}
+}
+
 test_invalid_quantities_rejected if {
 	invalid := {"", "abc", "1.2.3", "1KI", "1e", "1mi", "m", "1 k", "--1", true}
 	every q in invalid {

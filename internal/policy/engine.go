@@ -101,13 +101,16 @@ func (e *CompileError) Error() string { return strings.Join(e.Problems, "\n") }
 // Unwrap returns the parser's or compiler's error.
 func (e *CompileError) Unwrap() error { return e.Err }
 
+// resultVar is the query's variable holding the values of every rule.
+const resultVar = "convoy_rules"
+
 // rules are the rules named deny, hold or warn of one package.
 type rules struct {
 	pkg       string   // "convoy.quota"
 	kind      string   // "deny", "hold" or "warn"
 	ref       string   // "data.convoy.quota.deny"
 	locations []string // "file:line" of each rule
-	binding   string   // query variable holding [value] or [] when undefined
+	position  int      // index of [value], or [] when undefined, in the query's result
 }
 
 func (r *rules) location() string {
@@ -136,6 +139,12 @@ type Engine struct {
 
 // New compiles the built-in policies and those of opts.Dirs.
 func New(opts Options) (*Engine, error) {
+	return newEngine(opts, true)
+}
+
+// newEngine is New; goIndex false evaluates the quota policy's object index
+// in Rego, as `opa test` does, to check the Go one against it.
+func newEngine(opts Options, goIndex bool) (*Engine, error) {
 	modules, err := loadModules(opts.Dirs, false)
 	if err != nil {
 		return nil, err
@@ -176,20 +185,27 @@ func New(opts Options) (*Engine, error) {
 	}
 	sort.Slice(e.rules, func(i, j int) bool { return e.rules[i].ref < e.rules[j].ref })
 
-	// One expression per rule, each defined even when its rule is not, so
-	// that one undefined rule does not hide the others.
-	query := make([]string, 0, len(e.rules)+1)
-	query = append(query, "true")
+	// One query of one expression, an array with an element per rule, each
+	// defined even when its rule is not, so that one undefined rule does not
+	// hide the others. The quota policy's object index is evaluated in Go
+	// (quota_index.go); one expression keeps one cache of the rules' values
+	// under that `with`.
+	elems := make([]string, len(e.rules))
 	for i, r := range e.rules {
-		r.binding = fmt.Sprintf("convoy_rule_%d", i)
-		query = append(query, fmt.Sprintf("%s := [x | x := %s]", r.binding, r.ref))
+		r.position = i
+		elems[i] = fmt.Sprintf("[x | x := %s]", r.ref)
+	}
+	query := fmt.Sprintf("%s := [%s]", resultVar, strings.Join(elems, ", "))
+	if goIndex {
+		query += fmt.Sprintf(" with %s as %s", quotaIndexRef, quotaIndexBuiltin)
 	}
 
 	regoOpts := []func(*rego.Rego){
-		rego.Query(strings.Join(query, "; ")),
+		rego.Query(query),
 		rego.Store(configStore(opts.Data)),
 		rego.StrictBuiltinErrors(true),
 		rego.SetRegoVersion(ast.RegoV1),
+		quotaIndexFunction,
 	}
 	for _, file := range files {
 		regoOpts = append(regoOpts, rego.ParsedModule(modules[file]))
@@ -299,6 +315,10 @@ func (e *Engine) EvaluateValue(ctx context.Context, input ast.Value) Decision {
 	if len(rs) != 1 {
 		return decide(Decision{Deny: []Message{{Msg: fmt.Sprintf("policy query gave %d results, want 1", len(rs))}}})
 	}
+	values, ok := rs[0].Bindings[resultVar].([]any)
+	if !ok || len(values) != len(e.rules) {
+		return decide(Decision{Deny: []Message{{Msg: fmt.Sprintf("policy query gave %s, want %d values", describe(rs[0].Bindings[resultVar]), len(e.rules))}}})
+	}
 	var d Decision
 	for _, r := range e.rules {
 		var out *[]Message
@@ -310,7 +330,7 @@ func (e *Engine) EvaluateValue(ctx context.Context, input ast.Value) Decision {
 		default:
 			out = &d.Warn
 		}
-		msgs, bad := collect(r, rs[0].Bindings[r.binding])
+		msgs, bad := collect(r, values[r.position])
 		*out = append(*out, msgs...)
 		d.Deny = append(d.Deny, bad...)
 	}

@@ -215,16 +215,72 @@ func (in *Input) Value() (ast.Value, error) {
 	if err := util.UnmarshalJSON(b, &doc); err != nil {
 		return nil, fmt.Errorf("policy input: %w", err)
 	}
-	objects := make([]any, len(in.Objects))
-	for i, o := range in.Objects {
-		objects[i] = o
-	}
-	doc["objects"] = objects
 	v, err := ast.InterfaceToValue(doc)
 	if err != nil {
-		return nil, fmt.Errorf("policy input objects: %w", err)
+		return nil, fmt.Errorf("policy input: %w", err)
 	}
+	c := converter{strings: map[string]ast.Value{}}
+	objects := make([]*ast.Term, len(in.Objects))
+	for i, o := range in.Objects {
+		ov, err := c.value(o)
+		if err != nil {
+			return nil, fmt.Errorf("policy input objects: %w", err)
+		}
+		objects[i] = ast.NewTerm(ov)
+	}
+	v.(ast.Object).Insert(ast.StringTerm("objects"), ast.ArrayTerm(objects...))
 	return v, nil
+}
+
+// converter converts rendered objects to Rego values as ast.InterfaceToValue
+// does, with fewer allocations: one block of terms per map or slice, and
+// one value per distinct string, which renders repeat a lot.
+type converter struct {
+	strings map[string]ast.Value
+}
+
+func (c *converter) value(x any) (ast.Value, error) {
+	switch x := x.(type) {
+	case string:
+		return c.string(x), nil
+	case map[string]any:
+		terms := make([]ast.Term, 2*len(x))
+		kvs := make([][2]*ast.Term, len(x))
+		i := 0
+		for k, v := range x {
+			val, err := c.value(v)
+			if err != nil {
+				return nil, err
+			}
+			terms[2*i].Value, terms[2*i+1].Value = c.string(k), val
+			kvs[i] = [2]*ast.Term{&terms[2*i], &terms[2*i+1]}
+			i++
+		}
+		return ast.NewObject(kvs...), nil
+	case []any:
+		terms := make([]ast.Term, len(x))
+		ptrs := make([]*ast.Term, len(x))
+		for i, e := range x {
+			val, err := c.value(e)
+			if err != nil {
+				return nil, err
+			}
+			terms[i].Value = val
+			ptrs[i] = &terms[i]
+		}
+		return ast.NewArray(ptrs...), nil
+	default:
+		return ast.InterfaceToValue(x)
+	}
+}
+
+func (c *converter) string(s string) ast.Value {
+	v, ok := c.strings[s]
+	if !ok {
+		v = ast.String(s)
+		c.strings[s] = v
+	}
+	return v
 }
 
 // InputError is an input document that is not valid JSON or lacks fields

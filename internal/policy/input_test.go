@@ -271,3 +271,36 @@ func plain(t *testing.T, v any) any {
 	}
 	return out
 }
+
+func TestValueEqualsJSONConversion(t *testing.T) {
+	f := testFleet(t)
+	ch := &change.Change{Revision: "abc", Category: change.Major, PullRequest: &change.PullRequest{Number: 42, Author: "alice"}}
+	objs := []*unstructured.Unstructured{{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "a", "namespace": "ns", "labels": map[string]any{}},
+		"spec": map[string]any{"replicas": int64(3), "paused": false, "ratio": 0.25, "selector": nil,
+			"template": map[string]any{"spec": map[string]any{"containers": []any{
+				map[string]any{"name": "a", "args": []any{"a", "a", int64(1)}, "resources": map[string]any{"requests": map[string]any{"cpu": "100m"}}},
+				map[string]any{"name": "b", "ports": []any{}, "env": map[string]string{"k": "v"}},
+			}}}},
+	}}, nil, {Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "data": map[string]any{"a": "a"}}}}
+	in, err := policy.BuildInput(f, &f.Clusters[0], ch, objs, &policy.Diff{Create: []string{"x"}}, time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := policy.ParseInput("input.json", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := in.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want.Compare(got) != 0 || want.Hash() != got.Hash() {
+		t.Errorf("Value() = %v, want %v", got, want)
+	}
+}
