@@ -2,86 +2,112 @@ package server
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// Item is one unit of work handed from the webhook to the agent: a rollout
-// of a branch's newest commit, or a plan of a pull request's head.
+// Kind says what an Item asks the agent to do.
+type Kind string
+
+// Kinds of work.
+const (
+	// KindPush rolls out the newest commit of the tracked branch.
+	KindPush Kind = "push"
+	// KindPlan plans a pull request's head commit (opened, pushed to,
+	// relabelled or reviewed).
+	KindPlan Kind = "plan"
+)
+
+// Item is one unit of work handed from the webhook to the agent.
 type Item struct {
-	Kind   string // "push" or "plan"
-	Key    string // "push:<branch>" or "pr:<number>": at most one pending item per key
-	Branch string // push
-	PR     int    // plan
-	SHA    string // the newest commit seen for the key
-	// First is when the first event of this pending item arrived; Events
-	// counts the events coalesced into it.
-	First  time.Time
+	Kind Kind
+	// Ref is the pushed ref, refs/heads/<branch> (KindPush).
+	Ref string
+	// PR is the pull request's number (KindPlan).
+	PR int
+	// SHA is the newest commit seen for the item's key: the push's after
+	// commit, or the pull request's head.
+	SHA string
+	// Delivery is the X-GitHub-Delivery of the newest event folded in.
+	Delivery string
+	// First is when the first event of this pending item was queued.
+	First time.Time
+	// Events counts the events coalesced into this item.
 	Events int
 }
 
-// Queue is a coalescing work queue: a new item for a key that is already
-// pending replaces its SHA (the newest wins) instead of queueing again, so a
-// burst of pushes becomes one rollout of the newest commit. Keys are served
-// in the order their first event arrived. Safe for concurrent use.
+// Key identifies the work an item stands for: "push:<branch>" or
+// "pr:<number>". A queue holds at most one pending item per key.
+func (it Item) Key() string {
+	switch it.Kind {
+	case KindPush:
+		return "push:" + strings.TrimPrefix(it.Ref, "refs/heads/")
+	case KindPlan:
+		return "pr:" + strconv.Itoa(it.PR)
+	}
+	return string(it.Kind) + ":" + it.Ref
+}
+
+// Queue is a coalescing work queue. An item whose key is already pending
+// replaces the pending item's SHA and delivery (the newest wins) and bumps its
+// event count instead of queueing again, so a burst of pushes becomes one
+// rollout of the newest commit. Keys are independent and served in the order
+// of their first event. Safe for concurrent use.
 type Queue struct {
 	mu      sync.Mutex
-	order   []string
+	order   []string // pending keys, oldest first
 	pending map[string]*Item
-	ready   chan struct{} // signalled when an item is added
+	added   chan struct{} // closed and replaced when an item is added
 }
 
 // NewQueue returns an empty queue.
 func NewQueue() *Queue {
-	return &Queue{pending: map[string]*Item{}, ready: make(chan struct{}, 1)}
+	return &Queue{pending: map[string]*Item{}, added: make(chan struct{})}
 }
 
-// Add queues it, or folds it into the pending item with the same key.
-func (q *Queue) Add(it Item) {
+// Add queues it, or folds it into the pending item with the same key, and
+// reports whether it was folded. It never blocks.
+func (q *Queue) Add(it Item) (coalesced bool) {
+	key := it.Key()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if p, ok := q.pending[it.Key]; ok {
-		p.SHA = it.SHA
+	if p, ok := q.pending[key]; ok {
+		p.SHA, p.Delivery = it.SHA, it.Delivery
 		p.Events++
-		return
+		return true
 	}
-	if it.First.IsZero() {
-		it.First = time.Now()
-	}
+	it.First = time.Now()
 	it.Events = 1
-	q.pending[it.Key] = &it
-	q.order = append(q.order, it.Key)
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	q.pending[key] = &it
+	q.order = append(q.order, key)
+	close(q.added) // wake every waiting Get; each looks again
+	q.added = make(chan struct{})
+	return false
 }
 
-// Get removes and returns the oldest pending item, waiting for one until
-// ctx is done.
+// Get removes and returns the oldest pending item, waiting for one until ctx
+// is done; then it returns ctx's error.
 func (q *Queue) Get(ctx context.Context) (Item, error) {
 	for {
 		q.mu.Lock()
 		if len(q.order) > 0 {
 			key := q.order[0]
+			q.order[0] = ""
 			q.order = q.order[1:]
 			it := *q.pending[key]
 			delete(q.pending, key)
-			more := len(q.order) > 0
 			q.mu.Unlock()
-			if more {
-				select {
-				case q.ready <- struct{}{}:
-				default:
-				}
-			}
 			return it, nil
 		}
+		// Taken under the lock, so an Add after this point closes it.
+		added := q.added
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return Item{}, ctx.Err()
-		case <-q.ready:
+		case <-added:
 		}
 	}
 }

@@ -9,56 +9,78 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/google/go-github/v60/github"
 )
+
+// WebhookPath is where the webhook is mounted.
+const WebhookPath = "/hooks/github"
 
 // Webhook defaults.
 const (
-	DefaultMaxBody     = 1 << 20 // GitHub caps payloads at 25 MiB; convoy's events are far smaller
-	DefaultReplayTTL   = time.Hour
+	// DefaultMaxBody caps a delivery's body. GitHub caps payloads at 25 MB;
+	// the events convoy uses are far smaller.
+	DefaultMaxBody = 1 << 20
+	// DefaultReplayTTL is how long a delivery ID is remembered.
+	DefaultReplayTTL = time.Hour
+	// DefaultReplayLimit is how many delivery IDs are remembered at most.
 	DefaultReplayLimit = 10_000
 )
 
-// WebhookOptions configure the GitHub webhook endpoint.
+// WebhookOptions configure the GitHub webhook.
 type WebhookOptions struct {
-	// Secret is the webhook secret; an empty one refuses to start.
+	// Secret is the webhook's secret; empty refuses to start.
 	Secret []byte
-	// Repo is the repository's full name (owner/repo); events of other
-	// repositories are ignored.
+	// Repo is the tracked repository's full name, owner/repo; deliveries
+	// about other repositories are ignored.
 	Repo string
-	// Branch is the tracked branch; pushes to it start rollouts.
+	// Branch is the tracked branch; pushes to it are rolled out. Default main.
 	Branch string
-	// Rollouts receives push items, Plans pull-request plan items: two
-	// queues, so that plans never wait behind rollouts.
+	// Rollouts receives push items and Plans pull-request plan items: two
+	// queues, so that plans never wait behind rollouts. Both are required.
 	Rollouts, Plans *Queue
-	MaxBody         int64         // DefaultMaxBody when zero
-	ReplayTTL       time.Duration // how long a delivery ID is remembered; DefaultReplayTTL when zero
-	ReplayLimit     int           // how many IDs at most; DefaultReplayLimit when zero
-	Log             *slog.Logger
+	// MaxBody caps a delivery's body in bytes; DefaultMaxBody when zero.
+	MaxBody int64
+	// ReplayTTL is how long a delivery ID is remembered; DefaultReplayTTL
+	// when zero.
+	ReplayTTL time.Duration
+	// ReplayLimit is how many delivery IDs are remembered at most;
+	// DefaultReplayLimit when zero.
+	ReplayLimit int
+	// Log receives one record per delivery; none when nil.
+	Log *slog.Logger
 }
 
 // Webhook is the http.Handler of POST /hooks/github. It accepts only
 // deliveries signed with X-Hub-Signature-256 (HMAC-SHA256 of the body with
-// the secret), refuses replays of a delivery ID, and hands work to queues
-// without doing it inline.
+// the secret), refuses a delivery ID it has seen, and queues work without
+// doing it. Safe for concurrent use.
 type Webhook struct {
-	opts    WebhookOptions
-	replays *replayCache
+	secret   []byte
+	target   Target
+	maxBody  int64
+	rollouts *Queue
+	plans    *Queue
+	replays  *replayCache
+	log      *slog.Logger
 }
 
-// NewWebhook checks opts and returns the handler.
+// NewWebhook checks opts, fills in defaults and returns the handler.
 func NewWebhook(opts WebhookOptions) (*Webhook, error) {
+	var problems []error
 	if len(opts.Secret) == 0 {
-		return nil, errors.New("webhook: the secret is empty; refusing to accept unsigned deliveries")
+		problems = append(problems, errors.New("webhook secret is empty: refusing to accept unsigned deliveries"))
+	}
+	if owner, name, ok := strings.Cut(opts.Repo, "/"); !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		problems = append(problems, fmt.Errorf("webhook repo %q: want owner/repo", opts.Repo))
 	}
 	if opts.Rollouts == nil || opts.Plans == nil {
-		return nil, errors.New("webhook: Rollouts and Plans queues are required")
+		problems = append(problems, errors.New("webhook queues: Rollouts and Plans are required"))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
 	}
 	if opts.Branch == "" {
 		opts.Branch = "main"
@@ -75,152 +97,113 @@ func NewWebhook(opts WebhookOptions) (*Webhook, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Webhook{opts: opts, replays: &replayCache{ttl: opts.ReplayTTL, limit: opts.ReplayLimit, seen: map[string]time.Time{}}}, nil
+	return &Webhook{
+		secret:   append([]byte(nil), opts.Secret...),
+		target:   Target{Repo: opts.Repo, Branch: opts.Branch},
+		maxBody:  opts.MaxBody,
+		rollouts: opts.Rollouts,
+		plans:    opts.Plans,
+		replays:  newReplayCache(opts.ReplayTTL, opts.ReplayLimit),
+		log:      opts.Log,
+	}, nil
+}
+
+// reply is the JSON body of every answer.
+type reply struct {
+	Status string `json:"status"` // queued, ignored, pong or error
+	Reason string `json:"reason,omitempty"`
+	Key    string `json:"key,omitempty"` // the queued work's key
+	SHA    string `json:"sha,omitempty"` // the queued commit
+	// Coalesced says the delivery was folded into work already queued.
+	Coalesced bool `json:"coalesced,omitempty"`
 }
 
 // ServeHTTP handles one delivery.
 func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	event, delivery := r.Header.Get("X-GitHub-Event"), r.Header.Get("X-GitHub-Delivery")
-	log := h.opts.Log.With("delivery", delivery, "event", event)
+	// Header values come from anyone until the signature is checked: cut
+	// them short in logs.
+	log := h.log.With("delivery", clip(delivery), "event", clip(event))
+	fail := func(code int, reason string) {
+		log.Warn("webhook delivery refused", "code", code, "reason", reason)
+		write(w, code, reply{Status: "error", Reason: reason})
+	}
+
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		reply(w, log, http.StatusMethodNotAllowed, "error", "POST only")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			reply(w, log, http.StatusRequestEntityTooLarge, "error", fmt.Sprintf("body over %d bytes", h.opts.MaxBody))
-			return
-		}
-		reply(w, log, http.StatusBadRequest, "error", "cannot read body")
+		fail(http.StatusMethodNotAllowed, "method "+clip(r.Method)+" not allowed: POST only")
 		return
 	}
 	sig := r.Header.Get("X-Hub-Signature-256")
 	if sig == "" {
-		msg := "missing X-Hub-Signature-256"
 		if r.Header.Get("X-Hub-Signature") != "" {
-			msg = "SHA-1 signatures (X-Hub-Signature) are not accepted; sign with SHA-256"
+			fail(http.StatusUnauthorized, "X-Hub-Signature (SHA-1) is not accepted: X-Hub-Signature-256 (sha256) is required")
+		} else {
+			fail(http.StatusUnauthorized, "missing X-Hub-Signature-256: the webhook must have a secret")
 		}
-		reply(w, log, http.StatusUnauthorized, "error", msg)
 		return
 	}
-	if !validSignature(sig, body, h.opts.Secret) {
-		reply(w, log, http.StatusUnauthorized, "error", "signature does not match")
+	if r.ContentLength > h.maxBody {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the %d byte limit", r.ContentLength, h.maxBody))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d byte limit", h.maxBody))
+		} else {
+			fail(http.StatusBadRequest, "reading the body failed")
+		}
+		return
+	}
+	if !validSignature(sig, body, h.secret) {
+		fail(http.StatusUnauthorized, "X-Hub-Signature-256 does not match the body")
 		return
 	}
 	if event == "" || delivery == "" {
-		reply(w, log, http.StatusBadRequest, "error", "missing X-GitHub-Event or X-GitHub-Delivery")
+		fail(http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery")
 		return
 	}
-	// Only a verified delivery is remembered, so forged requests cannot
-	// burn IDs that GitHub will send.
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			fail(http.StatusUnsupportedMediaType, "content type "+clip(ct)+": set the webhook's content type to application/json")
+			return
+		}
+	}
+	// Only a verified delivery is remembered, so a forged request cannot
+	// use up an ID that GitHub will send.
 	if !h.replays.add(delivery, time.Now()) {
-		reply(w, log, http.StatusConflict, "error", "delivery already received")
+		fail(http.StatusConflict, "delivery "+clip(delivery)+" was already received")
 		return
 	}
-	res, err := ParseEvent(event, body, h.opts.Repo, h.opts.Branch)
+
+	d, err := ParseEvent(event, body, h.target)
 	if err != nil {
-		h.replays.forget(delivery) // a redelivery of a fixed payload may come
-		reply(w, log, http.StatusBadRequest, "error", err.Error())
+		log.Warn("webhook delivery malformed", "code", http.StatusBadRequest, "error", err)
+		write(w, http.StatusBadRequest, reply{Status: "error", Reason: err.Error()})
 		return
 	}
-	switch {
-	case res.Item == nil:
-	case res.Item.Kind == "push":
-		h.opts.Rollouts.Add(*res.Item)
-	default:
-		h.opts.Plans.Add(*res.Item)
-	}
+	rep := reply{Status: d.Status, Reason: d.Reason}
 	code := http.StatusAccepted
-	if res.Status == "pong" {
+	switch d.Status {
+	case StatusPong:
 		code = http.StatusOK
+	case StatusQueued:
+		it := *d.Item
+		it.Delivery = delivery
+		q := h.plans
+		if it.Kind == KindPush {
+			q = h.rollouts
+		}
+		rep.Key, rep.SHA, rep.Coalesced = it.Key(), it.SHA, q.Add(it)
 	}
-	reply(w, log, code, res.Status, res.Reason)
+	log.Info("webhook delivery", "action", d.Action, "code", code, "status", d.Status,
+		"reason", d.Reason, "key", rep.Key, "sha", rep.SHA, "coalesced", rep.Coalesced)
+	write(w, code, rep)
 }
 
-// Parsed is what a delivery asks for.
-type Parsed struct {
-	Status string // "queued", "ignored" or "pong"
-	Reason string
-	Item   *Item // nil unless Status is "queued"
-}
-
-// ParseEvent reads a verified delivery's payload. An error means the payload
-// is malformed for its event (a 400); events convoy does not act on are
-// ignored, not errors.
-func ParseEvent(event string, body []byte, repo, branch string) (Parsed, error) {
-	ignore := func(why string) (Parsed, error) { return Parsed{Status: "ignored", Reason: why}, nil }
-	switch event {
-	case "ping":
-		return Parsed{Status: "pong"}, nil
-	case "push", "pull_request", "pull_request_review":
-	default:
-		return ignore("event " + event + " is not used")
-	}
-	payload, err := github.ParseWebHook(event, body)
-	if err != nil {
-		return Parsed{}, fmt.Errorf("malformed %s payload: %v", event, err)
-	}
-	var fullName string
-	switch e := payload.(type) {
-	case *github.PushEvent:
-		fullName = e.GetRepo().GetFullName()
-		if repo != "" && !strings.EqualFold(fullName, repo) {
-			return ignore("repository " + fullName + " is not tracked")
-		}
-		ref, after := e.GetRef(), e.GetAfter()
-		if ref != "refs/heads/"+branch {
-			return ignore("ref " + ref + " is not the tracked branch")
-		}
-		if e.GetDeleted() || strings.Trim(after, "0") == "" {
-			return ignore("branch deleted")
-		}
-		if !validSHA(after) {
-			return Parsed{}, fmt.Errorf("push: after %q is not a commit SHA", after)
-		}
-		return Parsed{Status: "queued", Item: &Item{Kind: "push", Key: "push:" + branch, Branch: branch, SHA: after}}, nil
-	case *github.PullRequestEvent:
-		fullName = e.GetRepo().GetFullName()
-		switch e.GetAction() {
-		case "opened", "synchronize", "reopened", "labeled", "unlabeled", "edited":
-		default:
-			return ignore("pull_request action " + e.GetAction() + " is not used")
-		}
-		return planItem(repo, fullName, e.GetPullRequest())
-	case *github.PullRequestReviewEvent:
-		fullName = e.GetRepo().GetFullName()
-		switch e.GetAction() {
-		case "submitted", "dismissed", "edited":
-		default:
-			return ignore("pull_request_review action " + e.GetAction() + " is not used")
-		}
-		return planItem(repo, fullName, e.GetPullRequest())
-	}
-	return ignore("event " + event + " is not used")
-}
-
-func planItem(repo, fullName string, pr *github.PullRequest) (Parsed, error) {
-	if repo != "" && !strings.EqualFold(fullName, repo) {
-		return Parsed{Status: "ignored", Reason: "repository " + fullName + " is not tracked"}, nil
-	}
-	n, sha := pr.GetNumber(), pr.GetHead().GetSHA()
-	if n <= 0 || !validSHA(sha) {
-		return Parsed{}, fmt.Errorf("pull request without a number or head SHA")
-	}
-	return Parsed{Status: "queued", Item: &Item{Kind: "plan", Key: "pr:" + strconv.Itoa(n), PR: n, SHA: sha}}, nil
-}
-
-func validSHA(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
-}
-
-// validSignature checks "sha256=<hex>" against the body's HMAC in constant time.
+// validSignature checks an X-Hub-Signature-256 value, "sha256=<hex>", against
+// the HMAC-SHA256 of body in constant time.
 func validSignature(header string, body, secret []byte) bool {
 	hexSig, ok := strings.CutPrefix(header, "sha256=")
 	if !ok {
@@ -235,45 +218,17 @@ func validSignature(header string, body, secret []byte) bool {
 	return hmac.Equal(got, mac.Sum(nil))
 }
 
-func reply(w http.ResponseWriter, log *slog.Logger, code int, status, reason string) {
-	log.Info("webhook", "code", code, "status", status, "reason", reason)
+func write(w http.ResponseWriter, code int, rep reply) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"status": status, "reason": reason})
+	_ = json.NewEncoder(w).Encode(rep)
 }
 
-// replayCache remembers delivery IDs for a while, bounded in number.
-type replayCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	limit int
-	seen  map[string]time.Time
-	order []string // insertion order, for expiry and eviction
-}
-
-// add records id and reports whether it was new.
-func (c *replayCache) add(id string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for len(c.order) > 0 {
-		oldest := c.order[0]
-		at, ok := c.seen[oldest]
-		if ok && now.Sub(at) < c.ttl && len(c.order) < c.limit {
-			break
-		}
-		delete(c.seen, oldest)
-		c.order = c.order[1:]
+// clip cuts an unverified header value to a length fit for a log line.
+func clip(s string) string {
+	const max = 100
+	if len(s) > max {
+		return s[:max] + "…"
 	}
-	if _, dup := c.seen[id]; dup {
-		return false
-	}
-	c.seen[id] = now
-	c.order = append(c.order, id)
-	return true
-}
-
-func (c *replayCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.seen, id)
+	return s
 }

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -7,7 +7,9 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,26 +17,35 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/convoy-gitops/convoy/internal/server"
 )
 
 var secret = []byte("webhook-s3cret-value")
 
+const (
+	pushSHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c" // after, in testdata/push.json
+	headSHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821" // PR #42's head, in testdata/pull_request*.json
+)
+
 type hookEnv struct {
-	h        *Webhook
-	rollouts *Queue
-	plans    *Queue
-	logs     *bytes.Buffer
+	h        *server.Webhook
+	rollouts *server.Queue
+	plans    *server.Queue
+	logs     *syncBuffer
 }
 
-func newHook(t *testing.T) *hookEnv {
+func newHook(t *testing.T, maxBody int64) *hookEnv {
 	t.Helper()
-	e := &hookEnv{rollouts: NewQueue(), plans: NewQueue(), logs: &bytes.Buffer{}}
-	h, err := NewWebhook(WebhookOptions{Secret: secret, Repo: "acme/fleet-config", Branch: "main",
-		Rollouts: e.rollouts, Plans: e.plans, Log: slog.New(slog.NewJSONHandler(&syncWriter{w: e.logs}, nil))})
+	e := &hookEnv{rollouts: server.NewQueue(), plans: server.NewQueue(), logs: &syncBuffer{}}
+	h, err := server.NewWebhook(server.WebhookOptions{
+		Secret: secret, Repo: "acme/fleet-config", Branch: "main", MaxBody: maxBody,
+		Rollouts: e.rollouts, Plans: e.plans,
+		Log: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,24 +53,31 @@ func newHook(t *testing.T) *hookEnv {
 	return e
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
+// syncBuffer is a log sink that concurrent handlers may share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.buf.Write(p)
 }
 
-func sign256(body []byte, key []byte) string {
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func sign256(body, key []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-func payload(t *testing.T, name string) []byte {
+func payload(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile("testdata/" + name + ".json")
 	if err != nil {
@@ -68,9 +86,11 @@ func payload(t *testing.T, name string) []byte {
 	return data
 }
 
-// deliver sends one delivery; headers override the signed defaults.
-func (e *hookEnv) deliver(event, id string, body []byte, headers map[string]string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, "/hooks/github", bytes.NewReader(body))
+// request is a delivery as GitHub sends it; headers override the signed
+// defaults, and an empty value removes the header.
+func request(event, id string, body []byte, headers map[string]string) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, server.WebhookPath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", id)
 	req.Header.Set("X-Hub-Signature-256", sign256(body, secret))
@@ -81,79 +101,119 @@ func (e *hookEnv) deliver(event, id string, body []byte, headers map[string]stri
 			req.Header.Set(k, v)
 		}
 	}
+	return req
+}
+
+func (e *hookEnv) deliver(event, id string, body []byte, headers map[string]string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, req)
+	e.h.ServeHTTP(rec, request(event, id, body, headers))
 	return rec
 }
 
-func TestWebhookSecurity(t *testing.T) {
+type replyBody struct {
+	Status, Reason, Key, SHA string
+	Coalesced                bool
+}
+
+func decode(t *testing.T, rec *httptest.ResponseRecorder) replyBody {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	var r replyBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+		t.Fatalf("reply %q is not JSON: %v", rec.Body, err)
+	}
+	return r
+}
+
+func TestWebhookRefuses(t *testing.T) {
 	push := payload(t, "push")
 	sha1Mac := hmac.New(sha1.New, secret)
 	sha1Mac.Write(push)
+	sha1Sig := "sha1=" + hex.EncodeToString(sha1Mac.Sum(nil))
 	for _, tc := range []struct {
 		name    string
+		method  string
 		headers map[string]string
 		want    int
-		reason  string
+		reason  string // part of the reply's reason
 	}{
-		{"bad signature", map[string]string{"X-Hub-Signature-256": sign256(push, []byte("wrong"))}, 401, "does not match"},
-		{"SHA-1 only", map[string]string{"X-Hub-Signature-256": "", "X-Hub-Signature": "sha1=" + hex.EncodeToString(sha1Mac.Sum(nil))}, 401, "SHA-256"},
-		{"no signature", map[string]string{"X-Hub-Signature-256": ""}, 401, "missing X-Hub-Signature-256"},
-		{"not hex", map[string]string{"X-Hub-Signature-256": "sha256=zz"}, 401, "does not match"},
-		{"no delivery id", map[string]string{"X-GitHub-Delivery": ""}, 400, "X-GitHub-Delivery"},
+		{"bad signature", "", map[string]string{"X-Hub-Signature-256": sign256(push, []byte("wrong"))}, 401, "does not match"},
+		{"signature of another body", "", map[string]string{"X-Hub-Signature-256": sign256([]byte("{}"), secret)}, 401, "does not match"},
+		{"SHA-1 only", "", map[string]string{"X-Hub-Signature-256": "", "X-Hub-Signature": sha1Sig}, 401, "sha256"},
+		{"SHA-1 value in the SHA-256 header", "", map[string]string{"X-Hub-Signature-256": sha1Sig}, 401, "does not match"},
+		{"no signature", "", map[string]string{"X-Hub-Signature-256": ""}, 401, "missing X-Hub-Signature-256"},
+		{"signature not hex", "", map[string]string{"X-Hub-Signature-256": "sha256=zz"}, 401, "does not match"},
+		{"no delivery id", "", map[string]string{"X-GitHub-Delivery": ""}, 400, "X-GitHub-Delivery"},
+		{"no event", "", map[string]string{"X-GitHub-Event": ""}, 400, "X-GitHub-Event"},
+		{"GET", http.MethodGet, nil, 405, "POST only"},
+		{"form encoded", "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "application/json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newHook(t)
-			rec := e.deliver("push", "d-1", push, tc.headers)
-			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), tc.reason) {
-				t.Errorf("got %d %s, want %d naming %q", rec.Code, rec.Body, tc.want, tc.reason)
+			e := newHook(t, 0)
+			req := request("push", "d-1", push, tc.headers)
+			if tc.method != "" {
+				req.Method = tc.method
 			}
-			if e.rollouts.Len() != 0 {
-				t.Error("a refused delivery queued a rollout")
+			rec := httptest.NewRecorder()
+			e.h.ServeHTTP(rec, req)
+			got := decode(t, rec)
+			if rec.Code != tc.want || got.Status != "error" || !strings.Contains(got.Reason, tc.reason) {
+				t.Errorf("got %d %s, want %d error naming %q", rec.Code, rec.Body, tc.want, tc.reason)
+			}
+			if n := e.rollouts.Len() + e.plans.Len(); n != 0 {
+				t.Errorf("a refused delivery queued %d items", n)
 			}
 		})
 	}
 }
 
 func TestWebhookReplay(t *testing.T) {
-	e := newHook(t)
+	e := newHook(t, 0)
 	push := payload(t, "push")
-	// A forged delivery must not burn the ID GitHub will use.
-	if rec := e.deliver("push", "d-42", push, map[string]string{"X-Hub-Signature-256": sign256(push, []byte("forged"))}); rec.Code != 401 {
-		t.Fatalf("forged: %d", rec.Code)
+	// A forged copy arriving first must not use up the ID GitHub will send.
+	forged := map[string]string{"X-Hub-Signature-256": sign256(push, []byte("forged"))}
+	for i, want := range []int{401, 202, 409, 401} {
+		headers := map[string]string(nil)
+		if i == 0 || i == 3 {
+			headers = forged
+		}
+		if rec := e.deliver("push", "d-42", push, headers); rec.Code != want {
+			t.Fatalf("delivery %d: %d %s, want %d", i, rec.Code, rec.Body, want)
+		}
 	}
-	if rec := e.deliver("push", "d-42", push, nil); rec.Code != 202 {
-		t.Fatalf("first delivery: %d %s", rec.Code, rec.Body)
+	if rec := e.deliver("push", "d-43", push, nil); rec.Code != 202 {
+		t.Errorf("a new delivery ID after a replay: %d %s, want 202", rec.Code, rec.Body)
 	}
-	if rec := e.deliver("push", "d-42", push, nil); rec.Code != 409 {
-		t.Fatalf("replay: %d %s, want 409", rec.Code, rec.Body)
-	}
-	if n := e.rollouts.Len(); n != 1 {
-		t.Errorf("%d rollouts queued, want 1", n)
+	it, err := e.rollouts.Get(context.Background())
+	if err != nil || it.Events != 2 || it.Delivery != "d-43" {
+		t.Errorf("rollout %+v (%v), want d-42 and d-43 folded into one item naming d-43", it, err)
 	}
 }
 
-func TestWebhookOversize(t *testing.T) {
-	e := newHook(t)
-	e.h.opts.MaxBody = 1024
-	body := bytes.Repeat([]byte("x"), 4096)
-	r := &countingReader{r: bytes.NewReader(body)}
-	req := httptest.NewRequest(http.MethodPost, "/hooks/github", r)
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", "big")
-	req.Header.Set("X-Hub-Signature-256", sign256(body, secret))
-	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusRequestEntityTooLarge {
-		t.Errorf("got %d, want 413", rec.Code)
+// TestWebhookReplayConcurrent: of many copies of one delivery sent at once,
+// exactly one is accepted.
+func TestWebhookReplayConcurrent(t *testing.T) {
+	e := newHook(t, 0)
+	push := payload(t, "push")
+	codes := make([]int, 16)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() { codes[i] = e.deliver("push", "same", push, nil).Code })
 	}
-	if r.n > 1024+512*8 { // the cap plus io.ReadAll's last buffer
-		t.Errorf("read %d bytes of an oversize body", r.n)
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if diff := cmp.Diff(map[int]int{202: 1, 409: len(codes) - 1}, count); diff != "" {
+		t.Errorf("status codes (-want +got):\n%s", diff)
 	}
 }
 
 type countingReader struct {
-	r *bytes.Reader
+	r io.Reader
 	n int
 }
 
@@ -163,161 +223,300 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func TestWebhookOversize(t *testing.T) {
+	const max = 1024
+	body := bytes.Repeat([]byte("x"), 64*max)
+	for _, tc := range []struct {
+		name     string
+		declared bool // Content-Length sent, or a chunked body of unknown length
+		maxRead  int
+	}{
+		{"chunked", false, max + 1}, // http.MaxBytesReader reads one byte past the cap to know it is over
+		{"declared length", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newHook(t, max)
+			r := &countingReader{r: bytes.NewReader(body)}
+			req := request("push", "big", nil, map[string]string{"X-Hub-Signature-256": sign256(body, secret)})
+			req.Body = io.NopCloser(r)
+			req.ContentLength = -1
+			if tc.declared {
+				req.ContentLength = int64(len(body))
+			}
+			rec := httptest.NewRecorder()
+			e.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusRequestEntityTooLarge {
+				t.Errorf("got %d %s, want 413", rec.Code, rec.Body)
+			}
+			if r.n > tc.maxRead {
+				t.Errorf("read %d bytes of a %d byte body, want at most %d", r.n, len(body), tc.maxRead)
+			}
+		})
+	}
+	t.Run("at the cap", func(t *testing.T) {
+		e := newHook(t, max)
+		padded := append(payload(t, "ping"), bytes.Repeat([]byte(" "), max)...)[:max]
+		if rec := e.deliver("ping", "fits", padded, nil); rec.Code != 200 {
+			t.Errorf("a %d byte body with a %d byte cap: %d %s, want 200", len(padded), max, rec.Code, rec.Body)
+		}
+	})
+}
+
 func TestWebhookEvents(t *testing.T) {
 	push := payload(t, "push")
-	otherBranch := bytes.Replace(push, []byte(`"refs/heads/main"`), []byte(`"refs/heads/feature"`), 1)
-	otherRepo := bytes.Replace(push, []byte(`"acme/fleet-config"`), []byte(`"acme/other"`), 1)
-	deleted := bytes.Replace(push, []byte(`"deleted": false`), []byte(`"deleted": true`), 1)
-	closed := bytes.Replace(payload(t, "pull_request"), []byte(`"action": "opened"`), []byte(`"action": "closed"`), 1)
+	pr := payload(t, "pull_request")
+	review := payload(t, "pull_request_review")
+	edit := func(body []byte, pairs ...string) []byte {
+		for i := 0; i < len(pairs); i += 2 {
+			if !bytes.Contains(body, []byte(pairs[i])) {
+				t.Fatalf("%q is not in the payload", pairs[i])
+			}
+			body = bytes.ReplaceAll(body, []byte(pairs[i]), []byte(pairs[i+1]))
+		}
+		return body
+	}
+	zero := strings.Repeat("0", 40)
+	rollout := &server.Item{Kind: server.KindPush, Ref: "refs/heads/main", SHA: pushSHA, Events: 1}
+	plan := &server.Item{Kind: server.KindPlan, PR: 42, SHA: headSHA, Events: 1}
 	for _, tc := range []struct {
 		name, event string
 		body        []byte
 		want        int
 		status      string
-		rollout     *Item
-		plan        *Item
+		rollout     *server.Item
+		plan        *server.Item
 	}{
 		{"ping", "ping", payload(t, "ping"), 200, "pong", nil, nil},
-		{"push to main", "push", push, 202, "queued", &Item{Kind: "push", Key: "push:main", Branch: "main", SHA: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", Events: 1}, nil},
-		{"push to another branch", "push", otherBranch, 202, "ignored", nil, nil},
-		{"push to another repo", "push", otherRepo, 202, "ignored", nil, nil},
-		{"branch deleted", "push", deleted, 202, "ignored", nil, nil},
-		{"pull request opened", "pull_request", payload(t, "pull_request"), 202, "queued", nil, &Item{Kind: "plan", Key: "pr:42", PR: 42, SHA: "ec26c3e57ca3a959ca5aad62de7213c562f8c821", Events: 1}},
-		{"pull request closed", "pull_request", closed, 202, "ignored", nil, nil},
-		{"review submitted", "pull_request_review", payload(t, "pull_request_review"), 202, "queued", nil, &Item{Kind: "plan", Key: "pr:42", PR: 42, SHA: "ec26c3e57ca3a959ca5aad62de7213c562f8c821", Events: 1}},
+		{"push to main", "push", push, 202, "queued", rollout, nil},
+		{"push to another branch", "push", edit(push, `"refs/heads/main"`, `"refs/heads/feature"`), 202, "ignored", nil, nil},
+		{"push of a tag", "push", edit(push, `"refs/heads/main"`, `"refs/tags/v1.0.0"`), 202, "ignored", nil, nil},
+		{"push to a branch named like main", "push", edit(push, `"refs/heads/main"`, `"refs/heads/main2"`), 202, "ignored", nil, nil},
+		{"push to another repo", "push", edit(push, `"acme/fleet-config"`, `"acme/other"`), 202, "ignored", nil, nil},
+		{"push, repo name in another case", "push", edit(push, `"acme/fleet-config"`, `"Acme/Fleet-Config"`), 202, "queued", rollout, nil},
+		{"branch deleted", "push", edit(push, `"deleted": false`, `"deleted": true`, `"after": "`+pushSHA, `"after": "`+zero), 202, "ignored", nil, nil},
+		{"push after all zeros", "push", edit(push, `"after": "`+pushSHA, `"after": "`+zero), 202, "ignored", nil, nil},
+		{"push after not a SHA", "push", edit(push, `"after": "`+pushSHA, `"after": "HEAD`), 400, "error", nil, nil},
+		{"pull request opened", "pull_request", pr, 202, "queued", nil, plan},
+		{"pull request synchronize", "pull_request", edit(pr, `"action": "opened"`, `"action": "synchronize"`), 202, "queued", nil, plan},
+		{"pull request labeled", "pull_request", edit(pr, `"action": "opened"`, `"action": "labeled"`), 202, "queued", nil, plan},
+		{"pull request closed", "pull_request", edit(pr, `"action": "opened"`, `"action": "closed"`), 202, "ignored", nil, nil},
+		{"pull request into another branch", "pull_request", edit(pr, `"ref": "main"`, `"ref": "release-1"`), 202, "ignored", nil, nil},
+		{"pull request of another repo", "pull_request", edit(pr, `"acme/fleet-config"`, `"acme/other"`), 202, "ignored", nil, nil},
+		{"pull request without head sha", "pull_request", edit(pr, `"sha": "`+headSHA+`"`, `"sha": ""`), 400, "error", nil, nil},
+		{"review submitted", "pull_request_review", review, 202, "queued", nil, plan},
+		{"review dismissed", "pull_request_review", edit(review, `"action": "submitted"`, `"action": "dismissed"`), 202, "queued", nil, plan},
+		{"review of another repo", "pull_request_review", edit(review, `"acme/fleet-config"`, `"acme/other"`), 202, "ignored", nil, nil},
 		{"unknown event", "issues", []byte(`{"action":"opened"}`), 202, "ignored", nil, nil},
+		{"unknown event, not JSON", "deployment_status", []byte(`<xml/>`), 202, "ignored", nil, nil},
 		{"malformed push", "push", []byte(`{"ref": 7`), 400, "error", nil, nil},
+		{"push with a wrongly typed field", "push", []byte(`{"ref": 7}`), 400, "error", nil, nil},
+		{"malformed pull request", "pull_request", []byte(`[]`), 400, "error", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newHook(t)
+			e := newHook(t, 0)
 			rec := e.deliver(tc.event, "d-"+tc.name, tc.body, nil)
-			if rec.Code != tc.want || !strings.Contains(rec.Body.String(), `"status":"`+tc.status+`"`) {
+			got := decode(t, rec)
+			if rec.Code != tc.want || got.Status != tc.status {
 				t.Fatalf("got %d %s, want %d %s", rec.Code, rec.Body, tc.want, tc.status)
 			}
-			for q, want := range map[*Queue]*Item{e.rollouts: tc.rollout, e.plans: tc.plan} {
-				if want == nil {
-					if q.Len() != 0 {
-						t.Errorf("unexpected item queued")
+			for _, q := range []struct {
+				name  string
+				queue *server.Queue
+				want  *server.Item
+			}{{"rollouts", e.rollouts, tc.rollout}, {"plans", e.plans, tc.plan}} {
+				if q.want == nil {
+					if n := q.queue.Len(); n != 0 {
+						t.Errorf("%s: %d items queued, want none", q.name, n)
 					}
 					continue
 				}
-				got, err := q.Get(context.Background())
+				if n := q.queue.Len(); n != 1 {
+					t.Fatalf("%s: %d items queued, want 1", q.name, n)
+				}
+				it, err := q.queue.Get(context.Background())
 				if err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(*want, got, cmpopts.IgnoreFields(Item{}, "First")); diff != "" {
-					t.Errorf("queued item (-want +got):\n%s", diff)
+				want := *q.want
+				want.Delivery = "d-" + tc.name
+				if diff := cmp.Diff(want, it, cmpopts.IgnoreFields(server.Item{}, "First")); diff != "" {
+					t.Errorf("%s item (-want +got):\n%s", q.name, diff)
+				}
+				if it.First.IsZero() {
+					t.Errorf("%s item has no first-enqueue time", q.name)
+				}
+				if got.Key != it.Key() || got.SHA != it.SHA {
+					t.Errorf("reply names %s@%s, want %s@%s", got.Key, got.SHA, it.Key(), it.SHA)
 				}
 			}
 		})
 	}
 }
 
-// TestWebhookBurst: ten rapid pushes become one rollout of the newest commit.
+// TestWebhookBurst: ten rapid pushes to main become one rollout of the tenth
+// commit, and reviews of a pull request one plan, on its own queue.
 func TestWebhookBurst(t *testing.T) {
-	e := newHook(t)
+	e := newHook(t, 0)
 	push := payload(t, "push")
 	var last string
 	for i := range 10 {
 		last = fmt.Sprintf("%040x", i+1)
-		body := bytes.Replace(push, []byte("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"), []byte(last), -1)
-		if rec := e.deliver("push", fmt.Sprintf("burst-%d", i), body, nil); rec.Code != 202 {
-			t.Fatalf("push %d: %d %s", i, rec.Code, rec.Body)
+		body := bytes.ReplaceAll(push, []byte(pushSHA), []byte(last))
+		rec := e.deliver("push", fmt.Sprintf("burst-%d", i), body, nil)
+		if got := decode(t, rec); rec.Code != 202 || got.Coalesced != (i > 0) {
+			t.Fatalf("push %d: %d %s, want 202 coalesced=%v", i, rec.Code, rec.Body, i > 0)
 		}
 	}
+	for i := range 3 {
+		if rec := e.deliver("pull_request_review", fmt.Sprintf("review-%d", i), payload(t, "pull_request_review"), nil); rec.Code != 202 {
+			t.Fatalf("review %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	if n, m := e.rollouts.Len(), e.plans.Len(); n != 1 || m != 1 {
+		t.Fatalf("%d rollouts and %d plans queued, want 1 and 1", n, m)
+	}
+	it, _ := e.rollouts.Get(context.Background())
+	want := server.Item{Kind: server.KindPush, Ref: "refs/heads/main", SHA: last, Delivery: "burst-9", Events: 10}
+	if diff := cmp.Diff(want, it, cmpopts.IgnoreFields(server.Item{}, "First")); diff != "" {
+		t.Errorf("rollout (-want +got):\n%s", diff)
+	}
+	if p, _ := e.plans.Get(context.Background()); p.Key() != "pr:42" || p.Events != 3 {
+		t.Errorf("plan %+v, want pr:42 after 3 events", p)
+	}
+}
+
+// TestWebhookConcurrentPushes: pushes handled at once still fold into one
+// rollout that counts them all.
+func TestWebhookConcurrentPushes(t *testing.T) {
+	e := newHook(t, 0)
+	push := payload(t, "push")
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			body := bytes.ReplaceAll(push, []byte(pushSHA), []byte(fmt.Sprintf("%040x", i+1)))
+			if rec := e.deliver("push", fmt.Sprintf("c-%d", i), body, nil); rec.Code != 202 {
+				t.Errorf("push %d: %d %s", i, rec.Code, rec.Body)
+			}
+		})
+	}
+	wg.Wait()
 	if n := e.rollouts.Len(); n != 1 {
 		t.Fatalf("%d rollouts queued, want 1", n)
 	}
-	it, _ := e.rollouts.Get(context.Background())
-	if it.SHA != last || it.Events != 10 {
-		t.Errorf("queued %s after %d events, want %s after 10", it.SHA, it.Events, last)
-	}
-	if strings.Contains(e.logs.String(), string(secret)) || strings.Contains(e.logs.String(), "sha256=") {
-		t.Errorf("logs contain the secret or a signature:\n%s", e.logs)
-	}
-	if !strings.Contains(e.logs.String(), `"delivery":"burst-9"`) {
-		t.Errorf("logs do not name the delivery:\n%s", e.logs)
+	if it, _ := e.rollouts.Get(context.Background()); it.Events != 10 {
+		t.Errorf("rollout counts %d events, want 10", it.Events)
 	}
 }
 
-func TestNewWebhookRefusesEmptySecret(t *testing.T) {
-	if _, err := NewWebhook(WebhookOptions{Rollouts: NewQueue(), Plans: NewQueue()}); err == nil || !strings.Contains(err.Error(), "secret is empty") {
-		t.Errorf("err = %v, want a refusal naming the empty secret", err)
+// TestWebhookLogs: every outcome is logged with its delivery and event, and
+// neither the secret nor any signature reaches the log.
+func TestWebhookLogs(t *testing.T) {
+	e := newHook(t, 4096)
+	push := payload(t, "push")
+	oversize := bytes.Repeat([]byte(" "), 8192)
+	sigs := []string{sign256(push, secret), sign256(oversize, secret)}
+	for _, d := range []struct {
+		id      string
+		body    []byte
+		headers map[string]string
+	}{
+		{"log-ok", push, nil},
+		{"log-ok", push, nil}, // replay
+		{"log-bad", push, map[string]string{"X-Hub-Signature-256": sign256(push, []byte("x"))}},
+		{"log-sha1", push, map[string]string{"X-Hub-Signature-256": "", "X-Hub-Signature": "sha1=" + hex.EncodeToString(secret)}},
+		{"log-big", oversize, nil},
+		{"log-malformed", []byte(`{"ref": 7}`), nil},
+	} {
+		if s := d.headers["X-Hub-Signature-256"]; s != "" {
+			sigs = append(sigs, s)
+		}
+		e.h.ServeHTTP(httptest.NewRecorder(), request("push", d.id, d.body, d.headers))
+	}
+	logs := e.logs.String()
+	for _, want := range []string{
+		`"delivery":"log-ok","event":"push","action":"","code":202,"status":"queued"`,
+		`"delivery":"log-ok","event":"push","code":409`,
+		`"delivery":"log-bad","event":"push","code":401`,
+		`"delivery":"log-sha1","event":"push","code":401`,
+		`"delivery":"log-big","event":"push","code":413`,
+		`"delivery":"log-malformed","event":"push","code":400`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	for _, leak := range append(sigs, string(secret), hex.EncodeToString(secret), "sha256=", "sha1=") {
+		if strings.Contains(logs, leak) {
+			t.Errorf("logs contain %q:\n%s", leak, logs)
+		}
 	}
 }
 
-func TestQueueConcurrent(t *testing.T) {
-	q := NewQueue()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	const keys, perKey = 20, 50
-	var wg sync.WaitGroup
-	for k := range keys {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range perKey {
-				q.Add(Item{Kind: "plan", Key: fmt.Sprintf("pr:%d", k), PR: k, SHA: fmt.Sprint(i)})
+func TestNewWebhookOptions(t *testing.T) {
+	q := server.NewQueue()
+	for _, tc := range []struct {
+		name string
+		opts server.WebhookOptions
+		want string // part of the error; "" for none
+	}{
+		{"complete", server.WebhookOptions{Secret: secret, Repo: "acme/fleet-config", Rollouts: q, Plans: q}, ""},
+		{"empty secret", server.WebhookOptions{Secret: []byte{}, Repo: "acme/fleet-config", Rollouts: q, Plans: q}, "secret is empty"},
+		{"no secret", server.WebhookOptions{Repo: "acme/fleet-config", Rollouts: q, Plans: q}, "secret is empty"},
+		{"no repo", server.WebhookOptions{Secret: secret, Rollouts: q, Plans: q}, `repo "": want owner/repo`},
+		{"repo without owner", server.WebhookOptions{Secret: secret, Repo: "fleet-config", Rollouts: q, Plans: q}, "want owner/repo"},
+		{"no queues", server.WebhookOptions{Secret: secret, Repo: "acme/fleet-config"}, "Rollouts and Plans are required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := server.NewWebhook(tc.opts)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("err = %v, want none", err)
+			case tc.want == "" && h == nil:
+				t.Error("no webhook and no error")
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("err = %v, want one naming %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), string(secret)):
+				t.Errorf("err %v contains the secret", err)
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	events := 0
-	seen := map[string]bool{}
-	for q.Len() > 0 {
-		it, err := q.Get(ctx)
+}
+
+// TestWebhookOverHTTP sends deliveries through a real HTTP server, as GitHub
+// does.
+func TestWebhookOverHTTP(t *testing.T) {
+	e := newHook(t, 4096)
+	mux := http.NewServeMux()
+	mux.Handle(server.WebhookPath, e.h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	send := func(id string, body []byte) int {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+server.WebhookPath, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if seen[it.Key] {
-			t.Errorf("key %s served twice", it.Key)
-		}
-		seen[it.Key] = true
-		events += it.Events
-		if it.SHA != fmt.Sprint(perKey-1) {
-			t.Errorf("key %s: SHA %s, want the newest %d", it.Key, it.SHA, perKey-1)
-		}
-	}
-	if len(seen) != keys || events != keys*perKey {
-		t.Errorf("served %d keys with %d events, want %d and %d: an event was lost", len(seen), events, keys, keys*perKey)
-	}
-	// Get waits for work and honours cancellation.
-	go func() { time.Sleep(50 * time.Millisecond); q.Add(Item{Key: "push:main", SHA: "late"}) }()
-	if it, err := q.Get(ctx); err != nil || it.SHA != "late" {
-		t.Errorf("Get = %+v, %v; want the late item", it, err)
-	}
-	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancelShort()
-	if _, err := q.Get(short); err == nil {
-		t.Error("Get on an empty queue returned without an item or an error")
-	}
-}
-
-func FuzzWebhookPayload(f *testing.F) {
-	for _, name := range []string{"push", "pull_request", "pull_request_review", "ping"} {
-		data, err := os.ReadFile("testdata/" + name + ".json")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", id)
+		req.Header.Set("X-Hub-Signature-256", sign256(body, secret))
+		resp, err := srv.Client().Do(req)
 		if err != nil {
-			f.Fatal(err)
+			t.Fatal(err)
 		}
-		f.Add(name, data)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
 	}
-	f.Add("push", []byte(`{"ref":"refs/heads/main","after":"0000000000000000000000000000000000000000"}`))
-	f.Fuzz(func(t *testing.T, event string, body []byte) {
-		res, err := ParseEvent(event, body, "acme/fleet-config", "main")
-		if err != nil {
-			return // a 400
-		}
-		switch res.Status {
-		case "queued":
-			if res.Item == nil || res.Item.Key == "" || !validSHA(res.Item.SHA) {
-				t.Fatalf("queued without a usable item: %+v", res.Item)
-			}
-		case "ignored", "pong":
-			if res.Item != nil {
-				t.Fatalf("%s with an item", res.Status)
-			}
-		default:
-			t.Fatalf("unknown status %q", res.Status)
-		}
-	})
+	if code := send("http-1", payload(t, "push")); code != 202 {
+		t.Errorf("push: %d, want 202", code)
+	}
+	if code := send("http-2", bytes.Repeat([]byte(" "), 8192)); code != 413 {
+		t.Errorf("oversize: %d, want 413", code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if it, err := e.rollouts.Get(ctx); err != nil || it.SHA != pushSHA {
+		t.Errorf("rollout %+v (%v), want %s", it, err, pushSHA)
+	}
 }
