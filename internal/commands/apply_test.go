@@ -1,9 +1,11 @@
 package commands
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -409,6 +411,73 @@ func TestApplyFleet(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
+
+	// 6. A `convoy apply` process killed with SIGKILL after its first wave:
+	// the next run completes the rollout without writing the finished
+	// cluster again.
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "convoy")
+	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd/convoy")).CombinedOutput(); err != nil {
+		t.Fatalf("build convoy: %v\n%s", err, out)
+	}
+	rev6 := e.commit("label the namespace", map[string]string{
+		"environments/base/namespace.yaml": strings.Replace(e.read("environments/base/namespace.yaml"), "labels:\n", "labels:\n    owner: platform-team\n", 1),
+	})
+	killedChild(t, bin, args, "cluster staging: healthy")
+	if r := e.record("staging"); r.Revision != rev6 {
+		t.Errorf("staging at %s after the killed rollout, want %s", r.Revision, rev6)
+	}
+	before6 := stagingCM()
+	if code, out, errOut := e.apply(); code != ExitOK {
+		t.Fatalf("rollout after the kill: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := stagingCM() - before6; n != 0 {
+		t.Errorf("the rollout after the kill wrote %d ConfigMaps on staging, which was already done", n)
+	}
+	for _, name := range waveOrder {
+		if r := e.record(name); r.Revision != rev6 || r.Status != apply.StatusApplied {
+			t.Errorf("cluster %s = %s %s after the kill and rerun, want %s applied", name, r.Revision, r.Status, rev6)
+		}
+		var ns corev1.Namespace
+		if e.exists(name, &ns, "", appNS); ns.Labels["owner"] != "platform-team" {
+			t.Errorf("cluster %s: namespace labels %v, want owner=platform-team", name, ns.Labels)
+		}
+	}
+}
+
+// killedChild runs `convoy apply` as a child process and kills it with
+// SIGKILL as soon as marker appears in its progress; it returns the
+// progress it printed.
+func killedChild(t *testing.T, bin string, args []string, marker string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), marker) {
+			_ = cmd.Process.Kill()
+			break
+		}
+	}
+	err = cmd.Wait()
+	if !strings.Contains(seen.String(), marker) {
+		t.Fatalf("child ended (%v) without printing %q:\n%s", err, marker, seen.String())
+	}
+	if err == nil {
+		t.Fatalf("child was not killed:\n%s", seen.String())
+	}
+	return seen.String()
 }
 
 // assertWaveOrder checks the progress lines: no cluster of a wave starts
