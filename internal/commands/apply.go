@@ -86,7 +86,8 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 		return withCode(ExitError, err)
 	}
 	connector := &apply.Connector{KubeconfigFile: fl.kubeconfig}
-	stderr := cmd.ErrOrStderr()
+	prog := newProgress(cmd.ErrOrStderr())
+	defer prog.Stop()
 	var deployments *rollout.Deployments
 	if gh != nil && plan.Verdict() != policy.Deny {
 		deployments = &rollout.Deployments{API: gh}
@@ -99,17 +100,14 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 		AllowEmpty: fl.allowEmpty,
 		Agent:      agentIdentity(),
 		Progress: func(e rollout.Event) {
-			where := "wave " + e.Wave
-			if e.Cluster != "" {
-				where += " cluster " + e.Cluster
-			}
-			fmt.Fprintf(stderr, "[%6.1fs] %s: %s %s\n", e.Elapsed.Seconds(), where, e.Step, e.Detail)
+			prog.Event(e)
 			if deployments != nil {
 				deployments.Event(ctx, e)
 			}
 		},
 	}
 	out, err := runner.Run(ctx, plan)
+	prog.Stop()
 	if out != nil {
 		if werr := writeOutcome(cmd.OutOrStdout(), fl.output, out); werr != nil {
 			return withCode(ExitError, werr)

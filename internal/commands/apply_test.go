@@ -394,7 +394,16 @@ func TestApplyFleet(t *testing.T) {
 		}
 	}
 
-	// convoy status reads every record.
+	// convoy status reads every record and checks drift: a kubectl-style
+	// edit of a field convoy owns on staging shows there, nowhere else.
+	regionCM := &corev1.ConfigMap{}
+	if err := staging.Get(ctx, client.ObjectKey{Namespace: "intelligent-environment", Name: "region-config"}, regionCM); err != nil {
+		t.Fatal(err)
+	}
+	regionCM.Data["REGION"] = "edited-by-hand"
+	if err := staging.Update(ctx, regionCM, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
 	code, out, _ = run(t, "status", "--kubeconfig", e.clusters.KubeconfigFile, "--repo", e.repo.WorkDir, "-o", "json")
 	var st struct{ Clusters []clusterStatus }
 	if err := json.Unmarshal([]byte(out), &st); code != ExitOK || err != nil {
@@ -402,12 +411,13 @@ func TestApplyFleet(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, c := range st.Clusters {
-		got[c.Name] = c.Revision[:7] + " " + c.Status
+		got[c.Name] = c.Revision[:7] + " " + c.Status + " drift " + c.Drift + " " + strings.Join(c.Drifted, ",")
 	}
 	want := map[string]string{}
 	for _, name := range waveOrder {
-		want[name] = rev5[:7] + " applied"
+		want[name] = rev5[:7] + " applied drift none "
 	}
+	want["staging"] = rev5[:7] + " applied drift 1 drifted v1/ConfigMap/intelligent-environment/region-config"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}

@@ -27,7 +27,13 @@ type clusterStatus struct {
 	Reason           string              `json:"reason,omitempty"`
 	Change           *apply.RecordChange `json:"change,omitempty"`
 	Objects          int                 `json:"objects"`
-	Error            string              `json:"error,omitempty"`
+	// Drift is what a read-only drift check found now: "none", or the
+	// IDs of the objects whose convoy-owned fields were changed by others.
+	Drift       string     `json:"drift,omitempty"`
+	Drifted     []string   `json:"drifted,omitempty"`
+	CorrectedAt *time.Time `json:"correctedAt,omitempty"` // the last drift correction
+	Corrected   int        `json:"corrected,omitempty"`
+	Error       string     `json:"error,omitempty"`
 }
 
 func newStatusCmd() *cobra.Command {
@@ -133,6 +139,21 @@ func readStatus(cmd *cobra.Command, connector *apply.Connector, fleetName string
 	row.Revision, row.PreviousRevision, row.AppliedAt = rec.Revision, rec.PreviousRevision, &at
 	row.Status, row.Health, row.FailedRevision, row.Reason = rec.Status, rec.Health, rec.FailedRevision, rec.Reason
 	row.Change, row.Objects = &rec.Change, len(rec.Inventory)
+	if !rec.CorrectedAt.IsZero() {
+		ct := rec.CorrectedAt
+		row.CorrectedAt, row.Corrected = &ct, rec.Corrected
+	}
+	if rec.Status == apply.StatusApplied {
+		drifted, err := a.Drift(ctx, rec)
+		switch {
+		case err != nil:
+			row.Drift = "unknown: " + err.Error()
+		case len(drifted) == 0:
+			row.Drift = "none"
+		default:
+			row.Drift, row.Drifted = fmt.Sprintf("%d drifted", len(drifted)), drifted
+		}
+	}
 	return row
 }
 
@@ -147,7 +168,7 @@ func writeStatus(cmd *cobra.Command, output string, rows []clusterStatus) error 
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tWAVE\tREVISION\tSTATUS\tHEALTH\tOBJECTS\tAPPLIED\tCHANGE")
+	fmt.Fprintln(tw, "CLUSTER\tWAVE\tREVISION\tSTATUS\tHEALTH\tOBJECTS\tDRIFT\tAPPLIED\tCHANGE")
 	for _, r := range rows {
 		applied, changeDesc := "-", "-"
 		if r.AppliedAt != nil {
@@ -162,11 +183,18 @@ func writeStatus(cmd *cobra.Command, output string, rows []clusterStatus) error 
 				changeDesc += fmt.Sprintf(" approved by %v", r.Change.Approvers)
 			}
 		}
+		drift := r.Drift
+		if drift == "" {
+			drift = "-"
+		}
+		if r.CorrectedAt != nil {
+			drift += fmt.Sprintf(" (corrected %d at %s)", r.Corrected, r.CorrectedAt.Format(time.RFC3339))
+		}
 		status := r.Status
 		if r.Error != "" {
 			status = "error: " + r.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Wave, short(r.Revision), status, r.Health, r.Objects, applied, changeDesc)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Wave, short(r.Revision), status, r.Health, r.Objects, drift, applied, changeDesc)
 	}
 	return tw.Flush()
 }
