@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,29 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
-	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/policy"
 	"github.com/convoy-gitops/convoy/internal/rollout"
 )
-
-// planOutput is the JSON of convoy plan (DESIGN.md §5).
-type planOutput struct {
-	Revision string         `json:"revision"`
-	Verdict  policy.Verdict `json:"verdict"`
-	Change   *change.Change `json:"change"`
-	Clusters []planCluster  `json:"clusters"`
-}
-
-type planCluster struct {
-	Name    string           `json:"name"`
-	Wave    string           `json:"wave"`
-	Verdict policy.Verdict   `json:"verdict"`
-	Objects int              `json:"objects"`
-	Deny    []policy.Message `json:"deny"`
-	Hold    []policy.Message `json:"hold"`
-	Warn    []policy.Message `json:"warn"`
-	Diff    *policy.Diff     `json:"diff"`
-}
 
 type planFlags struct {
 	repo, revision, now, output, kubeconfig string
@@ -105,12 +84,12 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	doc := planDocument(plan)
+	doc := plan.Document()
 	if err := writePlan(cmd.OutOrStdout(), fl.output, doc); err != nil {
 		return withCode(ExitError, err)
 	}
 	if gh != nil && fl.change.pr != 0 {
-		if err := reportPlan(ctx, gh, fl.change.pr, ch, doc); err != nil {
+		if err := rollout.ReportPlan(ctx, gh, fl.change.pr, ch, doc); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "convoy: report plan on pull request #%d: %v\n", fl.change.pr, err)
 		}
 	}
@@ -123,25 +102,7 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 	return nil
 }
 
-func planDocument(plan *rollout.Plan) planOutput {
-	doc := planOutput{Revision: plan.Revision, Verdict: plan.Verdict(), Change: plan.Change}
-	for _, t := range plan.Targets {
-		doc.Clusters = append(doc.Clusters, planCluster{
-			Name: t.Cluster.Name, Wave: t.Cluster.Wave, Verdict: t.Decision.Verdict, Objects: len(t.Objects),
-			Deny: nonNil(t.Decision.Deny), Hold: nonNil(t.Decision.Hold), Warn: nonNil(t.Decision.Warn), Diff: t.Diff,
-		})
-	}
-	return doc
-}
-
-func nonNil(m []policy.Message) []policy.Message {
-	if m == nil {
-		return []policy.Message{}
-	}
-	return m
-}
-
-func writePlan(w io.Writer, format string, doc planOutput) error {
+func writePlan(w io.Writer, format string, doc rollout.PlanDoc) error {
 	switch format {
 	case "json":
 		b, err := json.MarshalIndent(doc, "", "  ")
@@ -151,97 +112,17 @@ func writePlan(w io.Writer, format string, doc planOutput) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	case "markdown":
-		_, err := io.WriteString(w, PlanMarkdown(doc))
+		_, err := io.WriteString(w, rollout.Markdown(doc))
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WAVE\tCLUSTER\tVERDICT\tOBJECTS\tMESSAGES")
 	for _, c := range doc.Clusters {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Wave, c.Name, c.Verdict, c.Objects, strings.Join(messageLines(c), "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", c.Wave, c.Name, c.Verdict, c.Objects, strings.Join(rollout.MessageLines(c), "; "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", short(doc.Revision), categoryOf(doc.Change), doc.Verdict)
+	_, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", short(doc.Revision), rollout.CategoryOf(doc.Change), doc.Verdict)
 	return err
-}
-
-func categoryOf(ch *change.Change) string {
-	if ch == nil {
-		return "unknown"
-	}
-	return ch.Category
-}
-
-func messageLines(c planCluster) []string {
-	var out []string
-	for _, set := range []struct {
-		kind string
-		msgs []policy.Message
-	}{{"deny", c.Deny}, {"hold", c.Hold}, {"warn", c.Warn}} {
-		for _, m := range set.msgs {
-			out = append(out, set.kind+": "+m.Msg)
-		}
-	}
-	return out
-}
-
-// PlanMarkdown renders a plan for a pull-request comment: a table per wave
-// and cluster, then each message.
-func PlanMarkdown(doc planOutput) string {
-	var b strings.Builder
-	icon := map[policy.Verdict]string{policy.Allow: "✅ allow", policy.Hold: "⏸️ hold", policy.Deny: "⛔ deny"}
-	fmt.Fprintf(&b, "### convoy plan for `%s`: %s\n\n", short(doc.Revision), icon[doc.Verdict])
-	fmt.Fprintf(&b, "Change category: **%s**", categoryOf(doc.Change))
-	if doc.Change != nil && len(doc.Change.Approvals) > 0 {
-		users := make([]string, len(doc.Change.Approvals))
-		for i, a := range doc.Change.Approvals {
-			users[i] = "@" + a.User
-		}
-		fmt.Fprintf(&b, ", approved by %s", strings.Join(users, ", "))
-	}
-	b.WriteString("\n\n| wave | cluster | verdict | objects | create | update | delete |\n|---|---|---|---|---|---|---|\n")
-	for _, c := range doc.Clusters {
-		create, update, del := "–", "–", "–"
-		if c.Diff != nil {
-			create, update, del = fmt.Sprint(len(c.Diff.Create)), fmt.Sprint(len(c.Diff.Update)), fmt.Sprint(len(c.Diff.Delete))
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", c.Wave, c.Name, icon[c.Verdict], c.Objects, create, update, del)
-	}
-	for _, c := range doc.Clusters {
-		lines := messageLines(c)
-		if len(lines) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "\n**%s**\n", c.Name)
-		for _, l := range lines {
-			fmt.Fprintf(&b, "- %s\n", l)
-		}
-	}
-	return b.String()
-}
-
-// reportPlan sets the commit status convoy/plan on the pull request's head
-// and writes the plan as the pull request's one convoy comment.
-func reportPlan(ctx context.Context, gh *change.GitHub, pr int, ch *change.Change, doc planOutput) error {
-	if ch == nil || ch.PullRequest == nil {
-		return fmt.Errorf("no pull request to report on")
-	}
-	state, desc := "success", "convoy: allowed on every cluster"
-	var first string
-	for _, c := range doc.Clusters {
-		if lines := messageLines(c); len(lines) > 0 && c.Verdict != policy.Allow && first == "" {
-			first = c.Name + ": " + lines[0]
-		}
-	}
-	switch doc.Verdict {
-	case policy.Hold:
-		state, desc = "pending", "convoy: held — "+first
-	case policy.Deny:
-		state, desc = "failure", "convoy: denied — "+first
-	}
-	if err := gh.ReportStatus(ctx, ch.PullRequest.HeadSHA, state, desc, "convoy/plan"); err != nil {
-		return err
-	}
-	return gh.UpsertComment(ctx, pr, change.PlanMarker, change.PlanMarker+"\n"+PlanMarkdown(doc))
 }

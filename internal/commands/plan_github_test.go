@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"github.com/convoy-gitops/convoy/internal/rollout"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestPlanGitHubPullRequest(t *testing.T) {
 	gh.AddReview(7, testenv.Review{User: "carol", State: "APPROVED", SubmittedAt: at.Add(time.Hour)})
 	gh.AddReview(7, testenv.Review{User: "carol", State: "COMMENTED", SubmittedAt: at.Add(2 * time.Hour)})
 
-	plan := func(now string) (int, planOutput, string) {
+	plan := func(now string) (int, rollout.PlanDoc, string) {
 		return runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--pr", "7", "--now", now)
 	}
 	// Two approvals for a major change, at night: allowed everywhere.

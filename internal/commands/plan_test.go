@@ -2,6 +2,7 @@ package commands
 
 import (
 	"encoding/json"
+	"github.com/convoy-gitops/convoy/internal/rollout"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +13,10 @@ import (
 
 const fixtureFleet = "../../fixtures/fleet"
 
-func runPlanJSON(t *testing.T, args ...string) (int, planOutput, string) {
+func runPlanJSON(t *testing.T, args ...string) (int, rollout.PlanDoc, string) {
 	t.Helper()
 	code, out, errOut := run(t, append([]string{"plan", "-o", "json"}, args...)...)
-	var doc planOutput
+	var doc rollout.PlanDoc
 	if out != "" {
 		if err := json.Unmarshal([]byte(out), &doc); err != nil {
 			t.Fatalf("plan output is not JSON: %v\n%s", err, out)
@@ -24,7 +25,7 @@ func runPlanJSON(t *testing.T, args ...string) (int, planOutput, string) {
 	return code, doc, errOut
 }
 
-func verdicts(doc planOutput) map[string]string {
+func verdicts(doc rollout.PlanDoc) map[string]string {
 	out := map[string]string{}
 	for _, c := range doc.Clusters {
 		out[c.Name] = string(c.Verdict)

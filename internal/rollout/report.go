@@ -1,0 +1,139 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/convoy-gitops/convoy/internal/change"
+	"github.com/convoy-gitops/convoy/internal/policy"
+)
+
+// PlanDoc is the JSON of convoy plan (DESIGN.md §5), also posted on pull
+// requests by the agent.
+type PlanDoc struct {
+	Revision string         `json:"revision"`
+	Verdict  policy.Verdict `json:"verdict"`
+	Change   *change.Change `json:"change"`
+	Clusters []PlanCluster  `json:"clusters"`
+}
+
+// PlanCluster is one cluster of a PlanDoc.
+type PlanCluster struct {
+	Name    string           `json:"name"`
+	Wave    string           `json:"wave"`
+	Verdict policy.Verdict   `json:"verdict"`
+	Objects int              `json:"objects"`
+	Deny    []policy.Message `json:"deny"`
+	Hold    []policy.Message `json:"hold"`
+	Warn    []policy.Message `json:"warn"`
+	Diff    *policy.Diff     `json:"diff"`
+}
+
+// Document is the plan as convoy plan prints it.
+func (plan *Plan) Document() PlanDoc {
+	doc := PlanDoc{Revision: plan.Revision, Verdict: plan.Verdict(), Change: plan.Change}
+	for _, t := range plan.Targets {
+		doc.Clusters = append(doc.Clusters, PlanCluster{
+			Name: t.Cluster.Name, Wave: t.Cluster.Wave, Verdict: t.Decision.Verdict, Objects: len(t.Objects),
+			Deny: nonNilMessages(t.Decision.Deny), Hold: nonNilMessages(t.Decision.Hold), Warn: nonNilMessages(t.Decision.Warn), Diff: t.Diff,
+		})
+	}
+	return doc
+}
+
+func nonNilMessages(m []policy.Message) []policy.Message {
+	if m == nil {
+		return []policy.Message{}
+	}
+	return m
+}
+
+// CategoryOf is the change's category, "unknown" without a change.
+func CategoryOf(ch *change.Change) string {
+	if ch == nil {
+		return "unknown"
+	}
+	return ch.Category
+}
+
+// MessageLines are the cluster's messages as "deny: …", "hold: …", "warn: …".
+func MessageLines(c PlanCluster) []string {
+	var out []string
+	for _, set := range []struct {
+		kind string
+		msgs []policy.Message
+	}{{"deny", c.Deny}, {"hold", c.Hold}, {"warn", c.Warn}} {
+		for _, m := range set.msgs {
+			out = append(out, set.kind+": "+m.Msg)
+		}
+	}
+	return out
+}
+
+// Markdown renders a plan for a pull-request comment: a table per wave
+// and cluster, then each message.
+func Markdown(doc PlanDoc) string {
+	var b strings.Builder
+	icon := map[policy.Verdict]string{policy.Allow: "✅ allow", policy.Hold: "⏸️ hold", policy.Deny: "⛔ deny"}
+	fmt.Fprintf(&b, "### convoy plan for `%s`: %s\n\n", short(doc.Revision), icon[doc.Verdict])
+	fmt.Fprintf(&b, "Change category: **%s**", CategoryOf(doc.Change))
+	if doc.Change != nil && len(doc.Change.Approvals) > 0 {
+		users := make([]string, len(doc.Change.Approvals))
+		for i, a := range doc.Change.Approvals {
+			users[i] = "@" + a.User
+		}
+		fmt.Fprintf(&b, ", approved by %s", strings.Join(users, ", "))
+	}
+	b.WriteString("\n\n| wave | cluster | verdict | objects | create | update | delete |\n|---|---|---|---|---|---|---|\n")
+	for _, c := range doc.Clusters {
+		create, update, del := "–", "–", "–"
+		if c.Diff != nil {
+			create, update, del = fmt.Sprint(len(c.Diff.Create)), fmt.Sprint(len(c.Diff.Update)), fmt.Sprint(len(c.Diff.Delete))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", c.Wave, c.Name, icon[c.Verdict], c.Objects, create, update, del)
+	}
+	for _, c := range doc.Clusters {
+		lines := MessageLines(c)
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n**%s**\n", c.Name)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "- %s\n", l)
+		}
+	}
+	return b.String()
+}
+
+// PlanReporter is the part of a forge's API a plan is reported through:
+// change.GitHub implements it.
+type PlanReporter interface {
+	ReportStatus(ctx context.Context, sha, state, description, statusContext string) error
+	UpsertComment(ctx context.Context, pr int, marker, body string) error
+}
+
+// ReportPlan sets the commit status convoy/plan on the pull request's head
+// and writes the plan as the pull request's one convoy comment.
+func ReportPlan(ctx context.Context, gh PlanReporter, pr int, ch *change.Change, doc PlanDoc) error {
+	if ch == nil || ch.PullRequest == nil {
+		return fmt.Errorf("no pull request to report on")
+	}
+	state, desc := "success", "convoy: allowed on every cluster"
+	var first string
+	for _, c := range doc.Clusters {
+		if lines := MessageLines(c); len(lines) > 0 && c.Verdict != policy.Allow && first == "" {
+			first = c.Name + ": " + lines[0]
+		}
+	}
+	switch doc.Verdict {
+	case policy.Hold:
+		state, desc = "pending", "convoy: held — "+first
+	case policy.Deny:
+		state, desc = "failure", "convoy: denied — "+first
+	}
+	if err := gh.ReportStatus(ctx, ch.PullRequest.HeadSHA, state, desc, "convoy/plan"); err != nil {
+		return err
+	}
+	return gh.UpsertComment(ctx, pr, change.PlanMarker, change.PlanMarker+"\n"+Markdown(doc))
+}
