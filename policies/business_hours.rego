@@ -79,7 +79,7 @@ deny contains msg if {
 	msg := sprintf("data.convoy.config.businessHours is invalid: want days [0-6] and start/end as HH:MM, got %v", [data.convoy.config.businessHours])
 }
 
-hold contains msg if {
+hold contains {"msg": msg, "until": business_hours_end} if {
 	input.change.category == "major"
 	input.cluster.environment == "production"
 	in_business_hours
@@ -87,6 +87,22 @@ hold contains msg if {
 		cluster_name, hours.start, hours.end, object.get(input.now, "timezone", "local time"), hours.end,
 	])
 }
+
+# business_hours_end is when the current business hours end, RFC 3339 in
+# the fleet's zone: today's end, or tomorrow's for hours across midnight.
+# The agent re-evaluates the hold then (a DST change in between moves the
+# end by an hour; the agent then holds again until the true end).
+business_hours_end := time.format([end_ns, zone, "2006-01-02T15:04:05Z07:00"]) if {
+	now_ns := time.parse_rfc3339_ns(input.now.time)
+	zone := object.get(input.now, "timezone", "UTC")
+	clock := time.clock([now_ns, zone])
+	end := minutes(hours.end)
+	left := end - now_minutes
+	ahead := left + (1440 * to_number(left <= 0))
+	end_ns := now_ns + (((ahead * 60) - clock[2]) * 1000000000)
+}
+
+else := ""
 
 list(w, key) := w[key] if is_array(w[key])
 
@@ -96,7 +112,7 @@ applies(w) if count(list(w, "environments")) == 0
 
 applies(w) if input.cluster.environment in list(w, "environments")
 
-hold contains msg if {
+hold contains {"msg": msg, "until": object.get(w, "until", "")} if {
 	some w in input.windows
 	w.kind == "deny"
 	w.active == true

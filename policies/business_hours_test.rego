@@ -14,11 +14,11 @@ doc(category, cluster, now) := {"cluster": cluster, "change": {"category": categ
 held_msg := "major change to production cluster prod-primary is held during business hours (09:00-18:00 Asia/Shanghai); retry after 18:00"
 
 test_major_held_on_weekday_morning if {
-	bh.hold == {held_msg} with input as doc("major", prod, at(3, 10, 0))
+	{m.msg | some m in bh.hold} == {held_msg} with input as doc("major", prod, at(3, 10, 0))
 }
 
 test_major_held_at_opening_minute if {
-	bh.hold == {held_msg} with input as doc("major", prod, at(1, 9, 0))
+	{m.msg | some m in bh.hold} == {held_msg} with input as doc("major", prod, at(1, 9, 0))
 }
 
 test_major_not_held_one_minute_before_opening if {
@@ -26,7 +26,7 @@ test_major_not_held_one_minute_before_opening if {
 }
 
 test_major_held_last_minute if {
-	bh.hold == {held_msg} with input as doc("major", prod, at(5, 17, 59))
+	{m.msg | some m in bh.hold} == {held_msg} with input as doc("major", prod, at(5, 17, 59))
 }
 
 test_major_not_held_at_closing if {
@@ -86,7 +86,7 @@ window := {
 win_in(category, cluster, windows) := {"cluster": cluster, "change": {"category": category}, "now": at(6, 3, 0), "windows": windows}
 
 test_active_window_holds_normal_change if {
-	bh.hold == {"window freeze holds normal changes on production cluster prod-primary until 2026-11-25T18:00:00+08:00"} with input as win_in("normal", prod, [window])
+	{m.msg | some m in bh.hold} == {"window freeze holds normal changes on production cluster prod-primary until 2026-11-25T18:00:00+08:00"} with input as win_in("normal", prod, [window])
 }
 
 test_active_window_allows_emergency if {
@@ -109,4 +109,18 @@ test_window_without_environments_holds_everywhere if {
 test_two_windows_two_holds if {
 	w2 := object.union(window, {"name": "release-freeze"})
 	count(bh.hold) == 2 with input as win_in("standard", prod, [window, w2])
+}
+
+test_business_hours_hold_says_until_the_end_of_the_day if {
+	{m.until | some m in bh.hold} == {"2026-11-25T18:00:00+08:00"} with input as doc("major", prod, at(3, 10, 0))
+}
+
+test_business_hours_hold_across_midnight_lasts_until_the_next_morning if {
+	cfg := {"businessHours": {"days": [5], "start": "22:00", "end": "06:00"}}
+	now := {"time": "2026-11-27T23:30:15+08:00", "weekday": 5, "hour": 23, "minute": 30, "timezone": "Asia/Shanghai"}
+	{m.until | some m in bh.hold} == {"2026-11-28T06:00:00+08:00"} with input as doc("major", prod, now) with data.convoy.config as cfg
+}
+
+test_window_hold_says_until_the_window_end if {
+	{m.until | some m in bh.hold} == {"2026-11-25T18:00:00+08:00"} with input as win_in("normal", prod, [window])
 }

@@ -40,9 +40,9 @@ func TestPolicyEval(t *testing.T) {
 		{"deny with data", []string{"--input", fixture("allow-normal.json"), "--data", writeFile(t, "data.yaml", "approvals:\n  normal: 3\n")}, ExitDeny,
 			evalOutput{"deny", []map[string]string{msg("convoy.approvals", "normal change needs 3 approvals, has 1 (bob)", "builtin/approvals.rego")}, none, none}},
 		{"hold", []string{"--input", fixture("hold-major-business-hours.json")}, ExitHold,
-			evalOutput{"hold", none, []map[string]string{msg("convoy.business_hours",
-				"major change to production cluster prod-primary is held during business hours (09:00-18:00 Asia/Shanghai); retry after 18:00",
-				"builtin/business_hours.rego")}, none}},
+			evalOutput{"hold", none, []map[string]string{{"package": "convoy.business_hours",
+				"msg":      "major change to production cluster prod-primary is held during business hours (09:00-18:00 Asia/Shanghai); retry after 18:00",
+				"location": "builtin/business_hours.rego", "until": "2026-11-25T18:00:00+08:00"}}, none}},
 		{"repo policy", []string{"--input", fixture("allow-normal.json"), "--policies", writeFile(t, "team.rego", "package convoy.team\n\nwarn contains \"mind the gap\" if true\n")}, ExitOK,
 			evalOutput{"allow", none, none, []map[string]string{msg("convoy.team", "mind the gap", "")}}},
 	}

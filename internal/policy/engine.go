@@ -49,6 +49,9 @@ type Message struct {
 	Package  string `json:"package"`            // e.g. "convoy.quota"
 	Msg      string `json:"msg"`                // what the policy says
 	Location string `json:"location,omitempty"` // "file:line" of the rule or error, "file" when several rules share the name
+	// Until, on a hold, is when the policy expects the hold to lift (an
+	// object message's RFC 3339 "until"): the agent re-evaluates then.
+	Until string `json:"until,omitempty"`
 }
 
 // Decision is the result of evaluating every policy for one input.
@@ -377,7 +380,13 @@ func collect(r *rules, binding any) (msgs, bad []Message) {
 			continue
 		case map[string]any:
 			if s, ok := v["msg"].(string); ok {
-				msgs = append(msgs, Message{Package: r.pkg, Msg: s, Location: r.location()})
+				m := Message{Package: r.pkg, Msg: s, Location: r.location()}
+				if u, ok := v["until"].(string); ok {
+					if _, err := time.Parse(time.RFC3339, u); err == nil {
+						m.Until = u
+					}
+				}
+				msgs = append(msgs, m)
 				continue
 			}
 		}
