@@ -43,10 +43,17 @@ deny contains msg if {
 	msg := sprintf("%s change needs a rollback plan: pull request #%v has no non-empty \"## Rollback\" section", [category, pr.number])
 }
 
+# Without a pull request (the trailers change source) the commit message is
+# the change record: it must carry the rollback plan.
+commit_message := input.change.commit.message if is_string(input.change.commit.message)
+
+else := ""
+
 deny contains msg if {
 	category in needs_rollback
 	not pr
-	msg := sprintf("%s change %s has no pull request, so no rollback plan: %s changes need a pull request whose body has a \"## Rollback\" section", [category, short(input.change.revision), category])
+	not has_rollback(commit_message)
+	msg := sprintf("%s change %s has no pull request and its commit message has no rollback plan: %s changes need a \"## Rollback\" section in the pull request body or, without one, in the commit message", [category, short(input.change.revision), category])
 }
 
 deny contains msg if {

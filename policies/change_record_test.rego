@@ -50,7 +50,13 @@ test_emergency_needs_reason if {
 
 test_trailer_normal_change_denied if {
 	c := {"revision": "abcdef0123456", "category": "normal", "pull_request": null, "commit": {"message": "x"}}
-	cr.deny == {`normal change abcdef0 has no pull request, so no rollback plan: normal changes need a pull request whose body has a "## Rollback" section`} with input as {"change": c}
+	cr.deny == {`normal change abcdef0 has no pull request and its commit message has no rollback plan: normal changes need a "## Rollback" section in the pull request body or, without one, in the commit message`} with input as {"change": c}
+}
+
+test_trailer_normal_change_with_rollback_in_commit_message_allowed if {
+	c := {"revision": "abcdef0123456", "category": "normal", "pull_request": null,
+		"commit": {"message": "Scale the scheduler\n\n## Rollback\nRevert this commit.\n\nChange-Category: normal\n"}}
+	count(cr.deny) == 0 with input as {"change": c}
 }
 
 test_trailer_emergency_uses_commit_message if {
