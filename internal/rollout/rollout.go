@@ -59,6 +59,11 @@ type Runner struct {
 	WaitInterval time.Duration
 	// Now is the clock for records; time.Now when nil.
 	Now func() time.Time
+	// Superseded, when set, is asked before each wave after the first:
+	// a newer revision to roll out. The rollout then stops with Result
+	// Superseded (the waves done stay done, the rest untouched) and the
+	// error wraps ErrSuperseded.
+	Superseded func() (newer string, ok bool)
 
 	emitMu sync.Mutex // Progress is called from one goroutine at a time
 }
@@ -71,6 +76,9 @@ const (
 	Held   Result = "held"   // a wave is held by policy; earlier waves are done
 	Denied Result = "denied" // policy denied a cluster; nothing was written
 	Failed Result = "failed" // a wave failed (and was rolled back if configured)
+	// Superseded: a newer revision arrived; the waves done stay done, the
+	// rest were left for the newer revision.
+	Superseded Result = "superseded"
 )
 
 // Cluster actions in an Outcome.
@@ -118,6 +126,9 @@ func (e *DeniedError) Error() string { return strings.Join(e.Messages, "\n") }
 
 // ErrHeld is wrapped by the error of a held rollout.
 var ErrHeld = errors.New("held by policy")
+
+// ErrSuperseded is wrapped by the error of a superseded rollout.
+var ErrSuperseded = errors.New("superseded by a newer revision")
 
 // ErrFailedBefore is wrapped by the error of a cluster whose record says
 // this revision already failed there: it is not retried until a newer one.
@@ -207,7 +218,14 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 	}
 
 	// 3. Waves in order.
-	for _, w := range r.Fleet.Rollout.Waves {
+	for i, w := range r.Fleet.Rollout.Waves {
+		if i > 0 && r.Superseded != nil {
+			if newer, ok := r.Superseded(); ok {
+				r.emit(start, Event{Wave: w.Name, Step: "superseded", Detail: "by " + short(newer)})
+				out.Result, out.Reason = Superseded, "superseded by "+newer+" before wave "+w.Name
+				return out, fmt.Errorf("rollout of %s before wave %s: %w (%s)", short(plan.Revision), w.Name, ErrSuperseded, short(newer))
+			}
+		}
 		var held []string
 		for _, name := range w.Clusters {
 			if d := byName[name].target.Decision; d.Verdict == policy.Hold {

@@ -350,3 +350,7 @@ func isDir(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.IsDir()
 }
+
+// URL is the repository's URL with any credentials removed, for logs and
+// status.
+func (s *Source) URL() string { return s.redactedURL }

@@ -1,0 +1,357 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/metrics"
+	"github.com/convoy-gitops/convoy/internal/testenv"
+)
+
+const (
+	testFleet  = "shop"
+	testSecret = "webhook-secret-for-tests"
+	approved   = "\n\nChange-Category: standard\nApproved-by: Bob Reviewer <bob@example.com>\n"
+)
+
+// fleetFiles is a three-cluster fleet (canary → primary → dr) whose
+// objects are healthy as soon as they exist, so API-only control planes
+// suffice. window, when set, is added under spec.windows.
+func fleetFiles(window string, bake string) map[string]string {
+	files := map[string]string{
+		"fleet.yaml": `apiVersion: convoy.dev/v1alpha1
+kind: Fleet
+metadata:
+  name: ` + testFleet + `
+spec:
+  timezone: Asia/Shanghai
+  clusters:
+  - {name: staging, environment: staging, region: north, path: clusters/staging, kubeconfig: {context: staging}}
+  - {name: prod, environment: production, region: north, path: clusters/prod, kubeconfig: {context: prod}}
+  - {name: dr, environment: production, region: south, path: clusters/dr, kubeconfig: {context: dr}}
+  rollout:
+    waves:
+    - {name: canary, clusters: [staging]` + bake + `}
+    - {name: primary, clusters: [prod]}
+    - {name: dr, clusters: [dr]}
+    healthTimeout: 30s
+    failFast: true
+` + window + `  change:
+    source: trailers
+`,
+		"base/kustomization.yaml": "resources: [namespace.yaml, settings.yaml]\n",
+		"base/namespace.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+		"base/settings.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  cluster: ${CLUSTER_NAME}\n  version: \"1\"\n",
+	}
+	for _, c := range []string{"staging", "prod", "dr"} {
+		files["clusters/"+c+"/kustomization.yaml"] = "resources: [../../base]\n"
+	}
+	return files
+}
+
+// setVersion is a commit's files that change the settings' version.
+func setVersion(v int) map[string]string {
+	return map[string]string{"base/settings.yaml": fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  cluster: ${CLUSTER_NAME}\n  version: \"%d\"\n", v)}
+}
+
+type harness struct {
+	t        *testing.T
+	clusters *testenv.Clusters
+	git      *testenv.GitServer
+	repo     *testenv.Repo
+}
+
+func newHarness(t *testing.T, files map[string]string) *harness {
+	t.Helper()
+	h := &harness{t: t}
+	h.clusters = testenv.Start(t, testenv.Spec{Name: "staging"}, testenv.Spec{Name: "prod"}, testenv.Spec{Name: "dr"})
+	h.git = testenv.NewGitServer(t)
+	h.repo = h.git.CreateRepo(t, "fleet", "")
+	h.repo.Commit(t, "fleet"+approved, files)
+	return h
+}
+
+// config is an agent config for the harness; edit adjusts it.
+func (h *harness) config(edit func(*Config)) *Config {
+	h.t.Helper()
+	dir := h.t.TempDir()
+	secret := filepath.Join(dir, "webhook-secret")
+	if err := os.WriteFile(secret, []byte(testSecret+"\n"), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
+kind: AgentConfig
+repo: {url: %q, branch: main, pollInterval: 1h}
+kubeconfig: {file: %q}
+github: {repo: acme/fleet}
+webhook: {secretFile: %q}
+listen: {http: "127.0.0.1:0"}
+workDir: %q
+debounce: 2s
+`, h.repo.URL, h.clusters.KubeconfigFile, secret, filepath.Join(dir, "work"))
+	cfg, err := ParseConfig("agent.yaml", []byte(yaml))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	return cfg
+}
+
+// start runs an agent until the test ends (or stop is called).
+func (h *harness) start(cfg *Config, clock Clock, identity string) (a *Agent, stop func()) {
+	h.t.Helper()
+	a, err := New(Options{Config: cfg, Log: testLogger(h.t, identity), Metrics: metrics.New(), Clock: clock, Identity: identity})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					h.t.Errorf("agent %s: %v", identity, err)
+				}
+			case <-time.After(60 * time.Second):
+				h.t.Errorf("agent %s did not stop within 60s", identity)
+			}
+		})
+	}
+	h.t.Cleanup(stop)
+	return a, stop
+}
+
+func testLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct {
+	t    *testing.T
+	name string
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s: %s", w.name, bytes.TrimRight(p, "\n"))
+	return len(p), nil
+}
+
+// record returns a cluster's record, nil before the first apply.
+func (h *harness) record(cluster string) *apply.Record {
+	h.t.Helper()
+	rec, err := apply.ReadRecord(context.Background(), h.clusters.Get(cluster).Client, testFleet)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return rec
+}
+
+// waitRevision waits until every named cluster's record is at rev.
+func (h *harness) waitRevision(rev string, timeout time.Duration, clusters ...string) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var behind []string
+		for _, c := range clusters {
+			if rec := h.record(c); rec == nil || rec.Revision != rev || rec.Status != apply.StatusApplied {
+				got := "none"
+				if rec != nil {
+					got = short(rec.Revision) + " " + rec.Status
+				}
+				behind = append(behind, c+" at "+got)
+			}
+		}
+		if len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("after %s, want every cluster at %s: %s", timeout, short(rev), strings.Join(behind, ", "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// settingsVersion reads the version the settings ConfigMap has on a cluster.
+func (h *harness) settingsVersion(cluster string) string {
+	h.t.Helper()
+	var cm corev1.ConfigMap
+	if err := h.clusters.Get(cluster).Client.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "settings"}, &cm); err != nil {
+		return "missing"
+	}
+	return cm.Data["version"]
+}
+
+// push delivers a signed GitHub push event for sha to the agent's webhook.
+func push(t *testing.T, a *Agent, sha string, delivery int) {
+	t.Helper()
+	body := fmt.Sprintf(`{"ref":"refs/heads/main","before":"%s","after":"%s","repository":{"full_name":"acme/fleet","name":"fleet","owner":{"login":"acme"}},"commits":[]}`,
+		strings.Repeat("0", 40), sha)
+	mac := hmac.New(sha256.New, []byte(testSecret))
+	mac.Write([]byte(body))
+	req := httptest.NewRequest(http.MethodPost, "/hooks/github", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", delivery))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	rec := httptest.NewRecorder()
+	a.Webhook().ServeHTTP(rec, req)
+	if rec.Code != http.StatusAccepted && rec.Code != http.StatusOK {
+		t.Fatalf("push delivery %d: %d %s", delivery, rec.Code, rec.Body.String())
+	}
+}
+
+// TestAgentRollsOutPushes: the first revision rolls out across every wave
+// without a push (the agent fetches at start); then ten pushes within a
+// second become one rollout, of the newest commit.
+func TestAgentRollsOutPushes(t *testing.T) {
+	h := newHarness(t, fleetFiles("", ""))
+	rev1 := h.repo.Head(t)
+	a, _ := h.start(h.config(nil), nil, "agent-1")
+	h.waitRevision(rev1, 60*time.Second, "staging", "prod", "dr")
+
+	var last string
+	for i := 2; i <= 11; i++ {
+		last = h.repo.Commit(t, fmt.Sprintf("version %d%s", i, approved), setVersion(i))
+		push(t, a, last, i)
+	}
+	h.waitRevision(last, 60*time.Second, "staging", "prod", "dr")
+	for _, c := range []string{"staging", "prod", "dr"} {
+		if v := h.settingsVersion(c); v != "11" {
+			t.Errorf("cluster %s settings version = %s, want 11", c, v)
+		}
+	}
+	var revisions []string
+	for _, r := range a.Status().Rollouts {
+		revisions = append(revisions, short(r.Revision)+" "+r.Result)
+	}
+	want := []string{short(last) + " done", short(rev1) + " done"}
+	if strings.Join(revisions, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rollouts, newest first:\n%s\nwant one rollout for the ten pushes:\n%s", strings.Join(revisions, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// fakeClock is a clock the test moves; After fires when the clock passes
+// its deadline.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	c  chan time.Time
+}
+
+func newFakeClock(now time.Time) *fakeClock { return &fakeClock{now: now} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	at := c.now.Add(d)
+	if !at.After(c.now) {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{at, ch})
+	return ch
+}
+
+// Set moves the clock to t and fires every waiter due by then.
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if !w.at.After(t) {
+			w.c <- t
+			continue
+		}
+		kept = append(kept, w)
+	}
+	c.waiters = kept
+}
+
+// TestAgentHoldReleasesItself: a deny window on production holds the
+// primary wave after the canary; status says until when; when the clock
+// passes the window's end the agent re-evaluates by itself and completes
+// the rollout, with no push and no poll.
+func TestAgentHoldReleasesItself(t *testing.T) {
+	freeze := `  windows:
+  - {name: freeze, kind: deny, schedule: "0 10 * * *", duration: 2h, environments: [production]}
+`
+	h := newHarness(t, fleetFiles(freeze, ""))
+	rev := h.repo.Head(t)
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock(time.Date(2026, 11, 25, 10, 30, 0, 0, shanghai))
+	a, _ := h.start(h.config(nil), clock, "agent-1")
+	h.waitRevision(rev, 60*time.Second, "staging")
+
+	until := time.Date(2026, 11, 25, 12, 0, 0, 0, shanghai)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := a.Status()
+		if len(st.Holds) > 0 && len(st.Rollouts) > 0 && st.Rollouts[0].Result == "held" {
+			var held []string
+			for _, h := range st.Holds {
+				if !h.Until.Equal(until) || !strings.Contains(h.Reason, "window freeze") {
+					t.Errorf("hold = %+v, want held by window freeze until %s", h, until)
+				}
+				held = append(held, h.Cluster)
+			}
+			if strings.Join(held, ",") != "prod,dr" {
+				t.Errorf("held clusters = %v, want prod,dr in wave order", held)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no hold in status after 30s: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, c := range []string{"prod", "dr"} {
+		if rec := h.record(c); rec != nil {
+			t.Fatalf("cluster %s was applied during the freeze: %+v", c, rec)
+		}
+	}
+
+	clock.Set(until.Add(time.Second))
+	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr")
+	st := a.Status()
+	if len(st.Holds) != 0 || st.Rollouts[0].Result != "done" {
+		t.Errorf("after the window: holds %+v, last rollout %+v; want no hold, done", st.Holds, st.Rollouts[0])
+	}
+}
