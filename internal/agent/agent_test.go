@@ -1,23 +1,28 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
@@ -353,5 +358,197 @@ func TestAgentHoldReleasesItself(t *testing.T) {
 	st := a.Status()
 	if len(st.Holds) != 0 || st.Rollouts[0].Result != "done" {
 		t.Errorf("after the window: holds %+v, last rollout %+v; want no hold, done", st.Holds, st.Rollouts[0])
+	}
+}
+
+// TestAgentSupersedesAfterTheCurrentWave: a commit that lands while the
+// canary bakes supersedes the rest of the rollout: the canary wave stays
+// done, later waves go straight from the old revision to the newest.
+func TestAgentSupersedesAfterTheCurrentWave(t *testing.T) {
+	h := newHarness(t, fleetFiles("", ", bake: 4s"))
+	rev1 := h.repo.Head(t)
+	a, _ := h.start(h.config(nil), nil, "agent-1")
+	h.waitRevision(rev1, 60*time.Second, "staging", "prod", "dr")
+
+	rev2 := h.repo.Commit(t, "version 2"+approved, setVersion(2))
+	push(t, a, rev2, 2)
+	h.waitRevision(rev2, 60*time.Second, "staging")
+	rev3 := h.repo.Commit(t, "version 3"+approved, setVersion(3)) // during the bake, no push
+	h.waitRevision(rev3, 90*time.Second, "staging", "prod", "dr")
+
+	for _, c := range []string{"prod", "dr"} {
+		if rec := h.record(c); rec.PreviousRevision != rev1 {
+			t.Errorf("cluster %s went from %s to %s, want from %s: the superseded revision reached it", c, short(rec.PreviousRevision), short(rec.Revision), short(rev1))
+		}
+	}
+	var got []string
+	for _, r := range a.Status().Rollouts {
+		got = append(got, short(r.Revision)+" "+r.Result)
+	}
+	want := []string{short(rev3) + " done", short(rev2) + " superseded", short(rev1) + " done"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rollouts, newest first:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestAgentLeaderElection: of two agents with leader election, only the
+// leader rolls out; stopped mid-rollout (while the canary bakes), it
+// releases the Lease, the standby takes over and completes the rollout
+// without writing the canary again.
+func TestAgentLeaderElection(t *testing.T) {
+	h := newHarness(t, fleetFiles("", ", bake: 4s"))
+	rev := h.repo.Head(t)
+	elect := func(c *Config) {
+		c.LeaderElection = LeaderElectionConfig{Enabled: true, Namespace: "default", LeaseName: "convoy-shop",
+			Kubeconfig: h.clusters.KubeconfigFile, Context: "staging",
+			LeaseDuration: Duration{3 * time.Second}, RenewDeadline: Duration{2 * time.Second}, RetryPeriod: Duration{500 * time.Millisecond}}
+	}
+	staging := h.clusters.Get("staging")
+	cs := kubernetes.NewForConfigOrDie(staging.Config)
+	ctx := context.Background()
+
+	a, stopA := h.start(h.config(elect), nil, "agent-a")
+	waitFor(t, 30*time.Second, "agent-a leads", func() bool {
+		id, _ := LeaseHolder(ctx, cs, "default", "convoy-shop")
+		return id == "agent-a"
+	})
+	b, _ := h.start(h.config(elect), nil, "agent-b")
+	h.waitRevision(rev, 60*time.Second, "staging") // the canary is baking
+	if role := b.Status().Role; role != "standby" {
+		t.Errorf("agent-b role = %s while agent-a leads, want standby", role)
+	}
+	if b.Ready() != nil {
+		t.Errorf("a standby is ready (it serves health and metrics): %v", b.Ready())
+	}
+	before, err := staging.RequestCounts(ctx, map[string]string{"resource": "configmaps", "dry_run": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopA()
+	if rec := h.record("prod"); rec != nil {
+		t.Fatalf("agent-a applied prod after it was stopped during the canary's bake: %+v", rec)
+	}
+	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr")
+	if id, _ := LeaseHolder(ctx, cs, "default", "convoy-shop"); id != "agent-b" {
+		t.Errorf("lease holder = %q, want agent-b", id)
+	}
+	after, err := staging.RequestCounts(ctx, map[string]string{"resource": "configmaps", "dry_run": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.Sub(before).Mutating(); n != 0 {
+		t.Errorf("staging ConfigMaps written %d times after the takeover, want 0 (already done by agent-a)", n)
+	}
+	if role := b.Status().Role; role != "leader" {
+		t.Errorf("agent-b role = %s, want leader", role)
+	}
+	_ = a
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAgentKilledMidRolloutResumes: `convoy run` killed with SIGKILL while
+// the canary bakes; a new agent process completes the rollout from the
+// in-cluster records without writing the canary again. Its logs (JSON)
+// never carry the git token or the webhook secret.
+func TestAgentKilledMidRolloutResumes(t *testing.T) {
+	h := newHarness(t, fleetFiles("", ", bake: 5s"))
+	const gitToken = "git-token-never-logged"
+	h.git.RequireBasicAuth("convoy", gitToken)
+	rev := h.repo.Head(t)
+
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "convoy")
+	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd/convoy")).CombinedOutput(); err != nil {
+		t.Fatalf("build convoy: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	userFile, passFile := write("user", "convoy\n"), write("pass", gitToken+"\n")
+	secretFile := write("secret", testSecret+"\n")
+	config := write("agent.yaml", fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
+kind: AgentConfig
+repo:
+  url: %q
+  pollInterval: 1h
+  auth: {usernameFile: %q, passwordFile: %q}
+kubeconfig: {file: %q}
+github: {repo: acme/fleet}
+webhook: {secretFile: %q}
+listen: {http: "127.0.0.1:0"}
+workDir: %q
+`, h.repo.URL, userFile, passFile, h.clusters.KubeconfigFile, secretFile, filepath.Join(dir, "work")))
+
+	var logs bytes.Buffer
+	run := func(killOn string) {
+		cmd := exec.Command(bin, "run", "--config", config)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		lines := bufio.NewScanner(stderr)
+		lines.Buffer(make([]byte, 1<<20), 1<<20)
+		for lines.Scan() {
+			line := lines.Text()
+			logs.WriteString(line + "\n")
+			if !json.Valid([]byte(line)) {
+				t.Errorf("log line is not JSON: %s", line)
+			}
+			if strings.Contains(line, killOn) {
+				if strings.HasPrefix(killOn, `"msg":"rollout bake"`) {
+					_ = cmd.Process.Signal(syscall.SIGKILL)
+				}
+				return
+			}
+		}
+		t.Fatalf("agent exited before logging %s:\n%s", killOn, logs.String())
+	}
+	run(`"msg":"rollout bake"`)
+	if rec := h.record("prod"); rec != nil {
+		t.Fatalf("prod applied before the kill: %+v", rec)
+	}
+	h.waitRevision(rev, 5*time.Second, "staging")
+
+	staging := h.clusters.Get("staging")
+	ctx := context.Background()
+	before, err := staging.RequestCounts(ctx, map[string]string{"resource": "configmaps", "dry_run": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(`"result":"done"`)
+	h.waitRevision(rev, 5*time.Second, "staging", "prod", "dr")
+	after, err := staging.RequestCounts(ctx, map[string]string{"resource": "configmaps", "dry_run": ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.Sub(before).Mutating(); n != 0 {
+		t.Errorf("the restarted agent wrote staging ConfigMaps %d times, want 0", n)
+	}
+	for _, secret := range []string{gitToken, testSecret} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the agent's logs contain a secret %q", secret)
+		}
 	}
 }
