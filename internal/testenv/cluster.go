@@ -89,6 +89,24 @@ func (cs *Clusters) Get(name string) *Cluster {
 // when the test ends, whether it passes, fails or panics.
 func Start(t testing.TB, specs ...Spec) *Clusters {
 	t.Helper()
+	cs, err := StartClusters(t.TempDir(), specs...)
+	if cs != nil {
+		t.Cleanup(func() {
+			if err := cs.Stop(); err != nil {
+				t.Logf("stop clusters: %v", err)
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// StartClusters starts one control plane per spec, in parallel, with their
+// files under base, outside of a test (make demo, benchmarks). The caller
+// must Stop them, also after an error (the ones that started are stopped).
+func StartClusters(base string, specs ...Spec) (*Clusters, error) {
 	quietLogs.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	full := false
 	for _, s := range specs {
@@ -96,9 +114,8 @@ func Start(t testing.TB, specs ...Spec) *Clusters {
 	}
 	assets, err := AssetsDir(full)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	base := t.TempDir()
 	cs := &Clusters{Items: make([]*Cluster, len(specs))}
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup
@@ -111,23 +128,27 @@ func Start(t testing.TB, specs ...Spec) *Clusters {
 		}()
 	}
 	wg.Wait()
-	t.Cleanup(func() {
-		for _, c := range cs.Items {
-			if c != nil {
-				if err := c.Stop(); err != nil {
-					t.Logf("stop cluster %s: %v", c.Name, err)
-				}
-			}
-		}
-	})
 	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
+		return cs, err
 	}
 	cs.KubeconfigFile = filepath.Join(base, "kubeconfig")
 	if err := writeKubeconfig(cs.KubeconfigFile, cs.Items...); err != nil {
-		t.Fatal(err)
+		return cs, err
 	}
-	return cs
+	return cs, nil
+}
+
+// Stop stops every cluster that started.
+func (cs *Clusters) Stop() error {
+	var errs []error
+	for _, c := range cs.Items {
+		if c != nil {
+			if err := c.Stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stop cluster %s: %w", c.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func startCluster(s Spec, assets, dir string) (*Cluster, error) {
