@@ -546,9 +546,103 @@ workDir: %q
 	if n := after.Sub(before).Mutating(); n != 0 {
 		t.Errorf("the restarted agent wrote staging ConfigMaps %d times, want 0", n)
 	}
-	for _, secret := range []string{gitToken, testSecret} {
+	secrets := []string{gitToken, testSecret}
+	kc, err := os.ReadFile(h.clusters.KubeconfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(kc), "\n") {
+		for _, key := range []string{"client-key-data:", "client-certificate-data:", "token:"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), key); ok && len(strings.TrimSpace(v)) > 16 {
+				secrets = append(secrets, strings.TrimSpace(v)[:16])
+			}
+		}
+	}
+	if len(secrets) < 3 {
+		t.Fatalf("found no kubeconfig credentials to look for in %s", h.clusters.KubeconfigFile)
+	}
+	for _, secret := range secrets {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the agent's logs contain a secret %q", secret)
 		}
+	}
+}
+
+// deliver sends a signed GitHub delivery of event with body to the agent.
+func deliver(t *testing.T, a *Agent, event, body string, delivery int) {
+	t.Helper()
+	mac := hmac.New(sha256.New, []byte(testSecret))
+	mac.Write([]byte(body))
+	req := httptest.NewRequest(http.MethodPost, "/hooks/github", strings.NewReader(body))
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", delivery))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	rec := httptest.NewRecorder()
+	a.Webhook().ServeHTTP(rec, req)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("%s delivery %d: %d %s", event, delivery, rec.Code, rec.Body.String())
+	}
+}
+
+// TestAgentPlansPullRequests: a pull_request webhook makes the agent plan
+// the pull request's head (refs/pull/N/head) with its reviews and report a
+// status and one comment; a review requesting changes re-plans and edits
+// that comment.
+func TestAgentPlansPullRequests(t *testing.T) {
+	files := fleetFiles("", "")
+	files["fleet.yaml"] = strings.Replace(files["fleet.yaml"], "    source: trailers\n", "    source: github\n    github: {owner: acme, repo: fleet}\n", 1)
+	h := newHarness(t, files)
+	gh := testenv.NewFakeGitHub(t)
+	gh.SetRepo("acme", "fleet")
+	gh.RequireToken("gh-token")
+	t.Setenv("GITHUB_TOKEN", "gh-token")
+
+	// The pull request's head, served as refs/pull/7/head as GitHub does.
+	h.repo.Git(t, "checkout", "--quiet", "-b", "feature")
+	if err := os.WriteFile(filepath.Join(h.repo.WorkDir, "base/settings.yaml"), []byte(setVersion(2)["base/settings.yaml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.repo.Git(t, "commit", "--quiet", "-am", "version 2")
+	head := strings.TrimSpace(h.repo.Git(t, "rev-parse", "HEAD"))
+	h.repo.Git(t, "push", "--quiet", "origin", "HEAD:refs/pull/7/head")
+	h.repo.Git(t, "checkout", "--quiet", "main")
+
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	gh.AddPullRequest(testenv.PR{Number: 7, Title: "Version 2", Author: "alice", Labels: []string{"change/standard"}, HeadSHA: head,
+		Body: "## Rollback\nRevert.\n"})
+	gh.AddReview(7, testenv.Review{User: "bob", State: "APPROVED", SubmittedAt: at})
+	gh.AddCommit(head, "alice", "version 2", true)
+
+	a, _ := h.start(h.config(func(c *Config) { c.GitHub.API = gh.URL() }), nil, "agent-1")
+	pr := func(action string) string {
+		return fmt.Sprintf(`{"action":%q,"number":7,"pull_request":{"number":7,"head":{"sha":%q,"ref":"feature"},"base":{"ref":"main"}},"repository":{"full_name":"acme/fleet","name":"fleet","owner":{"login":"acme"}}}`, action, head)
+	}
+	deliver(t, a, "pull_request", pr("opened"), 1)
+	planStates := func() []string {
+		var states []string
+		for _, s := range gh.Statuses() {
+			if s.Context == "convoy/plan" && s.SHA == head {
+				states = append(states, s.State)
+			}
+		}
+		return states
+	}
+	waitFor(t, 60*time.Second, "a plan status on the pull request", func() bool { return len(planStates()) == 1 })
+	if got := planStates(); got[0] != "success" {
+		t.Errorf("plan status = %v, want success (standard change, one approval)", got)
+	}
+	if c := gh.Comments(7); len(c) != 1 || !strings.Contains(c[0].Body, "✅ allow") {
+		t.Fatalf("comments = %+v, want one allow plan", c)
+	}
+
+	gh.AddReview(7, testenv.Review{User: "carol", State: "CHANGES_REQUESTED", SubmittedAt: at.Add(time.Hour)})
+	review := strings.Replace(pr("submitted"), `"number":7,"pull_request"`, `"review":{"state":"changes_requested","user":{"login":"carol"}},"pull_request"`, 1)
+	deliver(t, a, "pull_request_review", review, 2)
+	waitFor(t, 60*time.Second, "a second plan status", func() bool { return len(planStates()) == 2 })
+	if got := planStates(); got[1] != "failure" {
+		t.Errorf("plan statuses = %v, want success then failure", got)
+	}
+	if c := gh.Comments(7); len(c) != 1 || c[0].Edits != 1 || !strings.Contains(c[0].Body, "⛔ deny") {
+		t.Errorf("comments = %+v, want the one comment edited to deny", c)
 	}
 }
