@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,20 @@ type Options struct {
 	// Identity names this replica in leases and records; $POD_NAME, then
 	// the host name, when empty.
 	Identity string
+	// ClusterTimeout bounds each request to a cluster's API server;
+	// apply.DefaultTimeout when zero. Tests shorten it.
+	ClusterTimeout time.Duration
+	// GitHub tunes the GitHub client; zero values keep the defaults.
+	// Tests shorten them.
+	GitHub GitHubTuning
+}
+
+// GitHubTuning bounds the agent's GitHub requests: Timeout each try (30s
+// when zero), MaxRetries and Backoff as change.GitHubOptions has them.
+type GitHubTuning struct {
+	Timeout    time.Duration
+	MaxRetries int
+	Backoff    time.Duration
 }
 
 // Agent is convoy's long-running reconciler for one fleet: it watches the
@@ -60,6 +75,8 @@ type Agent struct {
 	metrics  *metrics.Metrics
 	clock    Clock
 	identity string
+	timeout  time.Duration // of each cluster request; 0: apply's default
+	ghTuning GitHubTuning
 
 	src       *source.Source
 	srcOpts   source.Options
@@ -116,6 +133,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: opts.Log, metrics: opts.Metrics, clock: opts.Clock, identity: opts.Identity,
+		timeout: opts.ClusterTimeout, ghTuning: opts.GitHub,
 		connector: &apply.Connector{KubeconfigFile: cfg.Kubeconfig.File},
 		planner:   &rollout.Planner{PolicyDirs: cfg.Policies},
 		rollouts:  server.NewQueue(),
@@ -336,7 +354,7 @@ func (a *Agent) fetch(ctx context.Context) (*source.Snapshot, error) {
 	a.metrics.ObserveGitFetch(time.Since(began), err)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.st.lastFetch = a.clock.Now()
+	a.st.lastFetch = time.Now() // wall time: readiness is about git answering, not the policy clock
 	if err != nil {
 		if ctx.Err() == nil {
 			a.st.fetchErr = err.Error()
@@ -457,11 +475,42 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 			deployments.Supersede(ctx, out, newer.Revision)
 		}
 	}
-	a.finish(ctx, rev, f, plan, out, started, err, out != nil && out.Result == rollout.Failed && untouched(out))
+	a.finish(ctx, rev, f, plan, out, started, err, retryable(out, err))
 	if out != nil && out.Result == rollout.Superseded {
 		return newer
 	}
 	return nil
+}
+
+// retryable reports whether a failed rollout is tried again at the next
+// poll: it wrote nothing, or it stopped because clusters did not answer
+// (refused connections, timeouts), a transient fault after which the
+// records say where to resume, as they do for a restarted agent. A cluster
+// that answered with a failure (unhealthy, rejected, a record conflict)
+// waits for a newer revision or an event.
+func retryable(out *rollout.Outcome, err error) bool {
+	return out != nil && out.Result == rollout.Failed && (untouched(out) || unreachable(err))
+}
+
+// unreachable reports whether err, and every error it joins, is a request
+// that got no answer from the API server.
+func unreachable(err error) bool {
+	for err != nil {
+		if _, ok := err.(*url.Error); ok {
+			return true
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs := j.Unwrap()
+			for _, e := range errs {
+				if !unreachable(e) {
+					return false
+				}
+			}
+			return len(errs) > 0
+		}
+		err = errors.Unwrap(err)
+	}
+	return false
 }
 
 // untouched reports whether a failed rollout wrote nothing (a cluster could
@@ -533,6 +582,11 @@ func (a *Agent) finish(ctx context.Context, rev string, f *fleet.Fleet, plan *ro
 		until, holds := holdsOf(rev, plan)
 		st.hold = holds
 		st.holdAt = now.Add(a.cfg.HoldRecheck.Duration)
+		if plan != nil && plan.Change == nil && a.cfg.Repo.PollInterval.Duration < a.cfg.HoldRecheck.Duration {
+			// Held without a change: its source (GitHub) could not be read.
+			// Try again at the next poll, not after HoldRecheck.
+			st.holdAt = now.Add(a.cfg.Repo.PollInterval.Duration)
+		}
 		if !until.IsZero() && until.Before(st.holdAt) {
 			st.holdAt = until
 		}
@@ -661,6 +715,9 @@ func (a *Agent) connect(fleetName string) rollout.ConnectFunc {
 		if err != nil {
 			return nil, err
 		}
+		if a.timeout > 0 {
+			cfg.Timeout = a.timeout
+		}
 		return apply.New(cfg, fleetName, c.Name)
 	}
 }
@@ -719,8 +776,13 @@ func (a *Agent) github(f *fleet.Fleet) (*change.GitHub, error) {
 	if err != nil {
 		return nil, err
 	}
+	timeout := a.ghTuning.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
 	gh, err := change.NewGitHub(change.GitHubOptions{Owner: f.Change.GitHub.Owner, Repo: f.Change.GitHub.Repo, BaseURL: api, Token: token,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: a.metrics.GitHubTransport(nil)}})
+		HTTPClient: &http.Client{Timeout: timeout, Transport: a.metrics.GitHubTransport(nil)},
+		MaxRetries: a.ghTuning.MaxRetries, Backoff: a.ghTuning.Backoff})
 	if err != nil {
 		return nil, err
 	}
