@@ -74,3 +74,15 @@ func (m *secretMasker) wrap(err error) error {
 	}
 	return &maskedError{msg: masked, err: err}
 }
+
+// Masker replaces the values of a set of Secrets (as written, base64 and
+// decoded) with Masked in any text: policy messages, plans, comments.
+type Masker struct{ m *secretMasker }
+
+// NewMasker masks the values of the Secrets among objs.
+func NewMasker(objs []*unstructured.Unstructured) *Masker {
+	return &Masker{m: newSecretMasker(objs)}
+}
+
+// Mask returns s with every Secret value replaced by Masked.
+func (m *Masker) Mask(s string) string { return m.m.mask(s) }

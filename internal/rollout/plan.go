@@ -84,10 +84,21 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 			} else {
 				d = engine.Evaluate(ctx, input)
 			}
+			// Policies see Secrets; their messages reach plans, PR
+			// comments, logs and records, so Secret values never do.
+			maskMessages(apply.NewMasker(res.Objects), &d)
 			plan.Targets = append(plan.Targets, Target{Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d, Diff: in.Diffs[c.Name]})
 		}
 	}
 	return plan, nil
+}
+
+func maskMessages(m *apply.Masker, d *policy.Decision) {
+	for _, set := range [][]policy.Message{d.Deny, d.Hold, d.Warn} {
+		for i := range set {
+			set[i].Msg = m.Mask(set[i].Msg)
+		}
+	}
 }
 
 // Engine compiles the built-in policies, the repo's policies/ and
