@@ -55,6 +55,8 @@ var corpusSetups = map[string]func(t *testing.T, work string){
 var corpusExit = map[string]int{
 	// An evaluation that times out is a deny (fail closed).
 	"policy-timeout": ExitDeny,
+	// So is a policy that does not compile, naming its file and line.
+	"policy-syntax-error": ExitDeny,
 	// The agent does not exit on a commit it refuses: it keeps running
 	// without a good revision, unready, until the test stops it.
 	"agent-unsigned-commit": ExitOK,

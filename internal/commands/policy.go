@@ -2,9 +2,11 @@ package commands
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/util"
 	"github.com/spf13/cobra"
@@ -39,7 +41,8 @@ exposed as data.convoy.config, like fleet.yaml's spec.policy.data.
 JSON output: {"verdict": "allow|hold|deny", "deny": [...], "hold": [...],
 "warn": [...]}, each message an object {"package", "msg", "location"}.
 
-Exit 0 allow, 1 deny, 3 hold, 2 bad input or a policy that does not compile.`,
+Exit 0 allow, 1 deny (a policy that does not compile is a deny naming its
+file and line), 3 hold, 2 bad input.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
@@ -57,11 +60,18 @@ Exit 0 allow, 1 deny, 3 hold, 2 bad input or a policy that does not compile.`,
 			if err != nil {
 				return withCode(ExitError, err)
 			}
+			var d policy.Decision
 			engine, err := policy.New(policy.Options{Dirs: dirs, Data: data})
-			if err != nil {
+			var ce *policy.CompileError
+			switch {
+			case errors.As(err, &ce):
+				d = ce.Decision() // fail closed: a deny naming each file and line
+				fmt.Fprintf(cmd.ErrOrStderr(), "convoy: %s\n", strings.ReplaceAll(ce.Error(), "\n", "\nconvoy: "))
+			case err != nil:
 				return withCode(ExitError, err)
+			default:
+				d = engine.EvaluateValue(cmd.Context(), input)
 			}
-			d := engine.EvaluateValue(cmd.Context(), input)
 			if err := writeDecision(cmd.OutOrStdout(), d, output); err != nil {
 				return withCode(ExitError, err)
 			}

@@ -70,6 +70,30 @@ func TestPolicyEval(t *testing.T) {
 	}
 }
 
+// TestPolicyEvalCompileErrorDenies: a policy that does not compile is a
+// deny (fail closed) naming its file and line, on stdout and stderr.
+func TestPolicyEvalCompileErrorDenies(t *testing.T) {
+	bad := writeFile(t, "bad.rego", "package convoy.bad\n\ndeny contains msg if {\n")
+	var stdout, stderr bytes.Buffer
+	code := Execute([]string{"policy", "eval", "-o", "json", "--input", fixture("allow-normal.json"), "--policies", bad}, &stdout, &stderr)
+	if code != ExitDeny {
+		t.Errorf("exit code = %d, want %d", code, ExitDeny)
+	}
+	var got evalOutput
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	file := filepath.Join(bad, "bad.rego")
+	want := evalOutput{"deny", []map[string]string{{"package": "compile", "location": file + ":4",
+		"msg": "policies do not compile: " + file + ":4: rego_parse_error: unexpected eof token"}}, []map[string]string{}, []map[string]string{}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	if !strings.HasSuffix(stderr.String(), "/bad.rego:4: rego_parse_error: unexpected eof token\n") {
+		t.Errorf("stderr = %q, want the problem with file and line", stderr.String())
+	}
+}
+
 func TestPolicyEvalBadInput(t *testing.T) {
 	missing := fixture("invalid-missing-fields.json")
 	tests := []struct {
@@ -83,8 +107,6 @@ func TestPolicyEvalBadInput(t *testing.T) {
 				"convoy: " + missing + ": missing required field windows (array)\n"},
 		{"invalid JSON", []string{"--input", writeFile(t, "in.json", "{\n  \"fleet\": \"x\"\n  \"cluster\": {}\n}\n")},
 			"line 3, column 3: invalid JSON: invalid character '\"' after object key:value pair\n"},
-		{"syntax error in repo policy", []string{"--input", fixture("allow-normal.json"), "--policies", writeFile(t, "bad.rego", "package convoy.bad\n\ndeny contains msg if {\n")},
-			"/bad.rego:4: rego_parse_error: unexpected eof token\n"},
 		{"missing input", []string{"--input", "nope.json"}, "convoy: read input: open nope.json: no such file or directory\n"},
 		{"bad output", []string{"--input", fixture("allow-normal.json"), "-o", "yaml"}, "convoy: -o yaml: want text or json\n"},
 	}

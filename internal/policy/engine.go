@@ -101,6 +101,21 @@ func compileError(err error) *CompileError {
 
 func (e *CompileError) Error() string { return strings.Join(e.Problems, "\n") }
 
+// Decision is the deny a policy set that does not compile stands for (fail
+// closed, DESIGN.md §4): one message per problem, located at its file and
+// line.
+func (e *CompileError) Decision() Decision {
+	d := Decision{Verdict: Deny, Hold: []Message{}, Warn: []Message{}}
+	for _, p := range e.Problems {
+		m := Message{Package: "compile", Msg: "policies do not compile: " + p}
+		if loc, _, ok := strings.Cut(p, ": "); ok && strings.Contains(loc, ".rego:") {
+			m.Location = loc
+		}
+		d.Deny = append(d.Deny, m)
+	}
+	return d
+}
+
 // Unwrap returns the parser's or compiler's error.
 func (e *CompileError) Unwrap() error { return e.Err }
 

@@ -48,11 +48,14 @@ type PlanInput struct {
 	ChangeErr error
 }
 
-// Plan renders and evaluates every cluster. A render or policy compile
-// error fails the whole plan: no cluster is planned from a broken repo.
+// Plan renders and evaluates every cluster. A render error fails the whole
+// plan: no cluster is planned from a broken repo. Policies that do not
+// compile deny every cluster, naming each file and line (fail closed,
+// DESIGN.md §4).
 func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 	engine, err := p.Engine(in.RepoDir, in.Fleet)
-	if err != nil {
+	var compileErr *policy.CompileError
+	if err != nil && !errors.As(err, &compileErr) {
 		return nil, err
 	}
 	results, err := p.Renderer.All(ctx, in.RepoDir, in.Fleet, nil)
@@ -79,7 +82,9 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 				return nil, fmt.Errorf("policy input for cluster %s: %w", c.Name, err)
 			}
 			var d policy.Decision
-			if in.ChangeErr != nil {
+			if compileErr != nil {
+				d = compileErr.Decision()
+			} else if in.ChangeErr != nil {
 				d = changeDecision(in.ChangeErr)
 			} else {
 				d = engine.Evaluate(ctx, input)
