@@ -54,14 +54,19 @@ type Options struct {
 	// GitHub tunes the GitHub client; zero values keep the defaults.
 	// Tests shorten them.
 	GitHub GitHubTuning
+	// ReadyWindow is how long fetches may fail before Ready says so; three
+	// poll intervals, at least a minute, when zero. Tests shorten it.
+	ReadyWindow time.Duration
 }
 
 // GitHubTuning bounds the agent's GitHub requests: Timeout each try (30s
-// when zero), MaxRetries and Backoff as change.GitHubOptions has them.
+// when zero); MaxRetries, Backoff and MaxRateLimitWait as
+// change.GitHubOptions has them.
 type GitHubTuning struct {
-	Timeout    time.Duration
-	MaxRetries int
-	Backoff    time.Duration
+	Timeout          time.Duration
+	MaxRetries       int
+	Backoff          time.Duration
+	MaxRateLimitWait time.Duration
 }
 
 // Agent is convoy's long-running reconciler for one fleet: it watches the
@@ -77,6 +82,7 @@ type Agent struct {
 	identity string
 	timeout  time.Duration // of each cluster request; 0: apply's default
 	ghTuning GitHubTuning
+	window   time.Duration // Ready's; 0: from the poll interval
 
 	src       *source.Source
 	srcOpts   source.Options
@@ -133,7 +139,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: opts.Log, metrics: opts.Metrics, clock: opts.Clock, identity: opts.Identity,
-		timeout: opts.ClusterTimeout, ghTuning: opts.GitHub,
+		timeout: opts.ClusterTimeout, ghTuning: opts.GitHub, window: opts.ReadyWindow,
 		connector: &apply.Connector{KubeconfigFile: cfg.Kubeconfig.File},
 		planner:   &rollout.Planner{PolicyDirs: cfg.Policies},
 		rollouts:  server.NewQueue(),
@@ -422,12 +428,16 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 	if gh != nil && plan.Verdict() != policy.Deny {
 		a.mu.Lock()
 		deployments = a.st.deployed[rev]
+		a.mu.Unlock()
 		if deployments == nil {
 			deployments = &rollout.Deployments{API: gh, Log: a.log}
-			deployments.Start(ctx, plan)
-			a.st.deployed = map[string]*rollout.Deployments{rev: deployments} // only the newest revision's
+			deployments.Start(ctx, plan)   // network calls: outside the lock
+			if deployments.Created() > 0 { // else GitHub was down: try again next attempt
+				a.mu.Lock()
+				a.st.deployed = map[string]*rollout.Deployments{rev: deployments} // only the newest revision's
+				a.mu.Unlock()
+			}
 		}
-		a.mu.Unlock()
 	}
 	var newer *source.Snapshot
 	waveStart := map[string]time.Time{}
@@ -782,7 +792,7 @@ func (a *Agent) github(f *fleet.Fleet) (*change.GitHub, error) {
 	}
 	gh, err := change.NewGitHub(change.GitHubOptions{Owner: f.Change.GitHub.Owner, Repo: f.Change.GitHub.Repo, BaseURL: api, Token: token,
 		HTTPClient: &http.Client{Timeout: timeout, Transport: a.metrics.GitHubTransport(nil)},
-		MaxRetries: a.ghTuning.MaxRetries, Backoff: a.ghTuning.Backoff})
+		MaxRetries: a.ghTuning.MaxRetries, Backoff: a.ghTuning.Backoff, MaxRateLimitWait: a.ghTuning.MaxRateLimitWait})
 	if err != nil {
 		return nil, err
 	}

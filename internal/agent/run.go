@@ -133,9 +133,9 @@ func (a *Agent) Ready() error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	window := 3 * a.cfg.Repo.PollInterval.Duration
-	if window < time.Minute {
-		window = time.Minute
+	window := a.window
+	if window <= 0 {
+		window = max(3*a.cfg.Repo.PollInterval.Duration, time.Minute)
 	}
 	last := a.st.lastSuccess
 	if last.IsZero() {

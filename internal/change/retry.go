@@ -91,8 +91,12 @@ func classify(err error, now time.Time) outcome {
 	var respErr *github.ErrorResponse
 	var acceptedErr *github.AcceptedError
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled):
 		return outcome{}
+	case errors.Is(err, context.DeadlineExceeded):
+		// The caller's context is checked before classify, so this is the
+		// HTTP client's own timeout: a slow GitHub, worth another try.
+		return outcome{retry: true}
 	case errors.As(err, &rateErr):
 		o := outcome{retry: true, rateLimited: true, until: rateErr.Rate.Reset.Time}
 		if until, ok := retryAt(rateErr.Response, now); ok {

@@ -91,3 +91,11 @@ func (d *Deployments) logError(what, cluster string, err error) {
 		d.Log.Warn(what, "cluster", cluster, "error", err)
 	}
 }
+
+// Created counts the deployments Start created; zero when the forge could
+// not be reached, so the caller can try again on the next attempt.
+func (d *Deployments) Created() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.ids)
+}
