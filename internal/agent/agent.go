@@ -886,7 +886,15 @@ func (a *Agent) planLoop(ctx context.Context) {
 // planPR plans a pull request's head (refs/pull/N/head) and reports it on
 // the pull request: a status and one comment, edited in place.
 func (a *Agent) planPR(ctx context.Context, pr int) error {
-	src, err := a.sourceAt(fmt.Sprintf("refs/pull/%d/head", pr))
+	// Pull-request snapshots live apart from the rollout's, which are
+	// pruned after each rollout while a plan may be reading its own.
+	opt := a.srcOpts
+	opt.Revision = fmt.Sprintf("refs/pull/%d/head", pr)
+	opt.CacheDir = filepath.Join(a.cfg.WorkDir, "pull-requests")
+	if err := os.MkdirAll(opt.CacheDir, 0o700); err != nil {
+		return err
+	}
+	src, err := source.New(opt)
 	if err != nil {
 		return err
 	}
@@ -894,6 +902,11 @@ func (a *Agent) planPR(ctx context.Context, pr int) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := src.Prune(snap.Revision); err != nil { // plans run one at a time
+			a.log.Warn("prune pull-request snapshots", "error", err)
+		}
+	}()
 	f, err := fleet.Load(snap.Dir)
 	if err != nil {
 		return err
