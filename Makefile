@@ -65,19 +65,46 @@ test: tidy-check fmt-check vet tools ## Tidy, fmt and vet checks, test binaries,
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 	@for pkg in $$(go list ./...); do \
-	  for f in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	  list=$$(go test -list '^Fuzz' $$pkg) || exit 1; \
+	  for f in $$(echo "$$list" | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
 	  done; \
 	done
 
+# `make bench`: convoy against the tools its users would otherwise run. The
+# baselines (the kustomize CLI, conftest, and fluxapply: fluxcd/pkg/ssa's
+# ApplyAllStaged as kustomize-controller runs it) come from tools/bench/go.mod
+# into bin/bench/, rebuilt when that module changes; kubectl and the control
+# planes come from `make tools`. QUICK=1 runs a reduced set (CI smoke use).
+BENCH_BIN   := $(BIN)/bench
+BENCH_HASH  := $(shell cat tools/bench/go.mod tools/bench/go.sum 2>/dev/null | sha256sum | cut -c1-12)
+BENCH_STAMP := $(BENCH_BIN)/.bench-tools-$(BENCH_HASH)
+QUICK       ?=
+
 .PHONY: bench
-bench: ## Go benchmarks (render, policy)
+bench: tools bench-tools build ## Measure convoy vs kubectl, kustomize, Flux ssa, conftest into BENCHMARKS.md (QUICK=1: reduced set)
+	go build -o $(BIN)/convoy-bench ./cmd/convoy-bench
+	go build -o $(BENCH_BIN)/rusage ./cmd/convoy-bench/rusage
+	$(BIN)/convoy-bench -bin $(BIN) $(if $(QUICK),-quick) -command "make bench$(if $(QUICK), QUICK=$(QUICK))"
+	@echo "webhook load: 100 deliveries/s against the agent for $(if $(QUICK),3,30) s"
+	CONVOY_LOAD_SECONDS=$(if $(QUICK),3,30) go test -count=1 -run '^TestWebhookLoad$$' -v ./internal/agent/ | grep -E 'load|ok|FAIL'
+
+.PHONY: bench-tools
+bench-tools: $(BENCH_STAMP) ## Build the benchmark baselines (kustomize, conftest, fluxapply) into bin/bench/
+$(BENCH_STAMP): tools/bench/fluxapply/main.go
+	@mkdir -p $(BENCH_BIN)
+	@echo "building the benchmark baselines into bin/bench/ (first time: several minutes on 2 cores)"
+	cd tools/bench && go build -ldflags "-s -w" -o $(BENCH_BIN)/ \
+		./fluxapply sigs.k8s.io/kustomize/kustomize/v5 github.com/open-policy-agent/conftest
+	@rm -f $(BENCH_BIN)/.bench-tools-* && touch $@
+
+.PHONY: bench-go
+bench-go: ## Go micro-benchmarks (render, policy)
 	go test -run '^$$' -bench . -benchmem -count 5 ./internal/...
 
 .PHONY: demo
-demo: ## The main job: local fleet, agent, rollouts (arrives with the agent issue)
-	@echo "make demo arrives with the agent (issue 7): it will start five local clusters and roll out fixtures/fleet." >&2
-	@exit 1
+demo: tools ## The main job: five local clusters, the agent, rollouts wave by wave, a hold that lifts by itself (FAST=1: short bakes)
+	go run ./cmd/convoy-demo $(if $(FAST),--fast)
 
 .PHONY: clean
 clean: ## Remove bin/ (the test binaries are rebuilt by the next make tools)

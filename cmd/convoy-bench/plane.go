@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/convoy-gitops/convoy/internal/testenv"
+)
+
+// planeTB is the testing.TB that testenv.Start needs, outside a test:
+// Fatal panics with a planeFailure that startPlanes recovers. Methods that
+// Start does not call are left to the nil embedded TB.
+type planeTB struct {
+	testing.TB
+	dir      string
+	cleanups []func()
+}
+
+type planeFailure struct{ msg string }
+
+func (t *planeTB) Helper()                 {}
+func (t *planeTB) Cleanup(f func())        { t.cleanups = append(t.cleanups, f) }
+func (t *planeTB) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }
+func (t *planeTB) Fatal(a ...any)          { panic(planeFailure{fmt.Sprint(a...)}) }
+func (t *planeTB) Fatalf(f string, a ...any) {
+	panic(planeFailure{fmt.Sprintf(f, a...)})
+}
+func (t *planeTB) TempDir() string {
+	d, err := os.MkdirTemp(t.dir, "planes-")
+	if err != nil {
+		panic(planeFailure{err.Error()})
+	}
+	return d
+}
+
+// planes are fresh control planes (kube-apiserver + etcd from bin/, api
+// flavour) each with a kube-controller-manager running only the deployment
+// and replicaset controllers, so that Deployments (scaled to zero) become
+// Available and convoy's health wait can finish, with no pod, scheduler or
+// node in the way.
+type planes struct {
+	*testenv.Clusters
+	tb    *planeTB
+	procs []*exec.Cmd
+}
+
+// startPlanes starts one plane per name, in parallel.
+func startPlanes(workDir string, names ...string) (p *planes, err error) {
+	tb := &planeTB{dir: workDir}
+	p = &planes{tb: tb}
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(planeFailure)
+			if !ok {
+				panic(r)
+			}
+			p.Stop()
+			p, err = nil, fmt.Errorf("start control planes %v: %s", names, f.msg)
+		}
+	}()
+	specs := make([]testenv.Spec, len(names))
+	for i, n := range names {
+		specs[i] = testenv.Spec{Name: n, Flavour: testenv.API}
+	}
+	p.Clusters = testenv.Start(tb, specs...)
+	assets, err := testenv.AssetsDir(false)
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
+	for _, c := range p.Items {
+		cmd := exec.Command(filepath.Join(assets, "kube-controller-manager"),
+			"--kubeconfig="+c.KubeconfigFile, "--leader-elect=false", "--secure-port=0",
+			"--controllers=deployment,replicaset", "--kube-api-qps=1000", "--kube-api-burst=2000",
+			"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10")
+		logf, err := os.Create(filepath.Join(filepath.Dir(c.KubeconfigFile), "kube-controller-manager.log"))
+		if err != nil {
+			p.Stop()
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			p.Stop()
+			return nil, fmt.Errorf("start kube-controller-manager for %s: %w", c.Name, err)
+		}
+		go func() { _ = cmd.Wait(); logf.Close() }()
+		p.procs = append(p.procs, cmd)
+	}
+	return p, nil
+}
+
+// Stop stops the controller managers, then the planes.
+func (p *planes) Stop() {
+	if p == nil {
+		return
+	}
+	for _, cmd := range p.procs {
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
+	p.procs = nil
+	for i := len(p.tb.cleanups) - 1; i >= 0; i-- {
+		p.tb.cleanups[i]()
+	}
+	p.tb.cleanups = nil
+}
+
+// noisy are resources that the planes' own components (the API server's
+// lease and endpoint reconcilers, the deployment and replicaset
+// controllers) read and write; no client under test touches them.
+var noisy = []string{"leases", "events", "replicasets", "endpoints", "endpointslices", "pods"}
+
+// requests reads the request counts of every plane, summed, by verb;
+// dry-run requests are counted under "<VERB> (dry-run)". Subresource
+// requests (the controllers' status writes) are left out, and so are the
+// deployment controller's UPDATEs of Deployments (its revision annotation):
+// none of the clients measured sends an UPDATE to a Deployment. One scrape
+// of /metrics per plane.
+func (p *planes) requests(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	for _, c := range p.Items {
+		cs, err := kubernetes.NewForConfig(c.Config)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read metrics of cluster %s: %w", c.Name, err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("parse metrics of cluster %s: %w", c.Name, err)
+		}
+		fam := families["apiserver_request_total"]
+		if fam == nil {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			res, verb := l["resource"], l["verb"]
+			switch {
+			case res == "" || l["subresource"] != "" || slices.Contains(noisy, res):
+				continue
+			case res == "deployments" && verb == "UPDATE":
+				continue
+			case l["dry_run"] != "":
+				verb += " (dry-run)"
+			}
+			out[verb] += int(m.GetCounter().GetValue())
+		}
+	}
+	for k, v := range out {
+		if v == 0 {
+			delete(out, k)
+		}
+	}
+	return out, nil
+}
+
+// subRequests returns after - before, dropping zeros.
+func subRequests(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func totalRequests(r map[string]int) int {
+	n := 0
+	for _, v := range r {
+		n += v
+	}
+	return n
+}
