@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -226,24 +227,34 @@ func canonicalJSON(raw []byte) []byte {
 	return out
 }
 
-// listScope is one metadata LIST of a drift check.
+// listScope is one metadata LIST of a drift check: a kind in one namespace,
+// or across all namespaces (namespace allNamespaces) when convoy's objects
+// of that kind live in several.
 type listScope struct {
 	gvk       schema.GroupVersionKind
 	namespace string
 }
 
+// allNamespaces marks a listScope that spans every namespace. Cluster-scoped
+// kinds have the namespace "" and need no such scope.
+const allNamespaces = "\x00all"
+
 // fingerprints returns the live fingerprint of each of refs, by ID, with
-// one metadata-only LIST per (apiVersion, kind, namespace), selected by the
-// owner labels. Objects that are missing, unlabelled or of a kind the
-// server no longer serves have no entry.
+// one metadata-only LIST per kind (per kind and namespace where the cluster
+// refuses a list across namespaces), selected by the owner labels: a drift
+// check of 1,000 objects of 6 kinds in 10 namespaces costs 6 requests.
+// Objects that are missing, unlabelled or of a kind the server no longer
+// serves have no entry.
 func (a *Applier) fingerprints(ctx context.Context, refs []ObjectRef) (map[string]string, error) {
-	scopes := map[listScope]map[string]bool{} // scope → names wanted
+	byKind := map[schema.GroupVersionKind]map[string]map[string]bool{} // kind → namespace → names
 	for _, r := range refs {
-		s := listScope{r.GVK, r.Namespace}
-		if scopes[s] == nil {
-			scopes[s] = map[string]bool{}
+		if byKind[r.GVK] == nil {
+			byKind[r.GVK] = map[string]map[string]bool{}
 		}
-		scopes[s][r.Name] = true
+		if byKind[r.GVK][r.Namespace] == nil {
+			byKind[r.GVK][r.Namespace] = map[string]bool{}
+		}
+		byKind[r.GVK][r.Namespace][r.Name] = true
 	}
 	var (
 		mu   sync.Mutex
@@ -252,12 +263,12 @@ func (a *Applier) fingerprints(ctx context.Context, refs []ObjectRef) (map[strin
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, 8)
 	)
-	for s, names := range scopes {
+	for gvk, namespaces := range byKind {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			got, err := a.listFingerprints(ctx, s, names)
+			got, err := a.kindFingerprints(ctx, gvk, namespaces)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -277,13 +288,38 @@ func (a *Applier) fingerprints(ctx context.Context, refs []ObjectRef) (map[strin
 	return out, nil
 }
 
-func (a *Applier) listFingerprints(ctx context.Context, s listScope, names map[string]bool) (map[string]string, error) {
+// kindFingerprints lists one kind: in its one namespace, or across all
+// namespaces, falling back to one list per namespace when that is
+// forbidden (convoy's rights in the cluster may be namespaced).
+func (a *Applier) kindFingerprints(ctx context.Context, gvk schema.GroupVersionKind, namespaces map[string]map[string]bool) (map[string]string, error) {
+	if len(namespaces) > 1 {
+		got, err := a.listFingerprints(ctx, listScope{gvk, allNamespaces}, namespaces)
+		if err == nil || !apierrors.IsForbidden(err) {
+			return got, err
+		}
+	}
+	out := map[string]string{}
+	for ns, names := range namespaces {
+		got, err := a.listFingerprints(ctx, listScope{gvk, ns}, map[string]map[string]bool{ns: names})
+		if err != nil {
+			return nil, err
+		}
+		for id, fp := range got {
+			out[id] = fp
+		}
+	}
+	return out, nil
+}
+
+// listFingerprints runs one paged metadata LIST of s and keeps the objects
+// named in wanted (namespace → names).
+func (a *Applier) listFingerprints(ctx context.Context, s listScope, wanted map[string]map[string]bool) (map[string]string, error) {
 	out := map[string]string{}
 	opts := []client.ListOption{
 		client.MatchingLabels{LabelFleet: a.Fleet, LabelCluster: a.Cluster},
 		client.Limit(listPageSize),
 	}
-	if s.namespace != "" {
+	if s.namespace != "" && s.namespace != allNamespaces {
 		opts = append(opts, client.InNamespace(s.namespace))
 	}
 	cont := ""
@@ -294,15 +330,19 @@ func (a *Applier) listFingerprints(ctx context.Context, s listScope, names map[s
 			if meta.IsNoMatchError(err) {
 				return out, nil // the kind is gone: every object of it drifted
 			}
-			return nil, fmt.Errorf("list %s in %q: %w", s.gvk.GroupVersion().WithKind(s.gvk.Kind), s.namespace, err)
+			where := s.namespace
+			if where == allNamespaces {
+				where = "all namespaces"
+			}
+			return nil, fmt.Errorf("list %s in %q: %w", s.gvk.GroupVersion().WithKind(s.gvk.Kind), where, err)
 		}
 		for i := range list.Items {
 			item := &list.Items[i]
-			if !names[item.Name] || item.Namespace != s.namespace {
+			if !wanted[item.Namespace][item.Name] {
 				continue
 			}
 			if fp := Fingerprint(item.ManagedFields); fp != "" {
-				ref := ObjectRef{GVK: s.gvk, Namespace: s.namespace, Name: item.Name}
+				ref := ObjectRef{GVK: s.gvk, Namespace: item.Namespace, Name: item.Name}
 				out[ref.String()] = fp
 			}
 		}
