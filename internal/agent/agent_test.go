@@ -627,7 +627,10 @@ func TestAgentPlansPullRequests(t *testing.T) {
 		}
 		return states
 	}
-	waitFor(t, 60*time.Second, "a plan status on the pull request", func() bool { return len(planStates()) == 1 })
+	// The status is set before the comment is written: wait for both.
+	waitFor(t, 60*time.Second, "a plan status and comment on the pull request", func() bool {
+		return len(planStates()) == 1 && len(gh.Comments(7)) == 1
+	})
 	if got := planStates(); got[0] != "success" {
 		t.Errorf("plan status = %v, want success (standard change, one approval)", got)
 	}
@@ -638,7 +641,10 @@ func TestAgentPlansPullRequests(t *testing.T) {
 	gh.AddReview(7, testenv.Review{User: "carol", State: "CHANGES_REQUESTED", SubmittedAt: at.Add(time.Hour)})
 	review := strings.Replace(pr("submitted"), `"number":7,"pull_request"`, `"review":{"state":"changes_requested","user":{"login":"carol"}},"pull_request"`, 1)
 	deliver(t, a, "pull_request_review", review, 2)
-	waitFor(t, 60*time.Second, "a second plan status", func() bool { return len(planStates()) == 2 })
+	waitFor(t, 60*time.Second, "a second plan status and the comment edited", func() bool {
+		c := gh.Comments(7)
+		return len(planStates()) == 2 && len(c) == 1 && c[0].Edits == 1
+	})
 	if got := planStates(); got[1] != "failure" {
 		t.Errorf("plan statuses = %v, want success then failure", got)
 	}
