@@ -2,6 +2,9 @@ package apply
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -69,6 +73,8 @@ type Result struct {
 	// right after the apply, for the record (see Drift). Best effort: an
 	// object without one is re-applied by the next drift check.
 	Fingerprints map[string]string
+	// Hashes of every rendered object (ObjectHash), for the record.
+	Hashes map[string]string
 }
 
 // ObjectChange is one object's outcome: created, configured or unchanged.
@@ -108,15 +114,24 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	}
 	objs = a.prepare(objs)
 	masker := newSecretMasker(objs)
+	hashes := make(map[string]string, len(objs))
+	for _, o := range objs {
+		hashes[RefOf(o).String()] = ObjectHash(o)
+	}
+	toApply, same := a.splitUnchanged(ctx, objs, hashes, prev)
 	applyOpts := ssa.DefaultApplyOptions()
 	applyOpts.ForceSelector = map[string]string{AnnotationForce: "enabled"}
 	applyOpts.WaitInterval = interval(opts)
 	applyOpts.WaitTimeout = healthTimeout(opts)
-	cs, err := a.applyStaged(ctx, objs, applyOpts)
+	cs, err := a.applyStaged(ctx, toApply, applyOpts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: apply: %w", a.Cluster, masker.wrap(err))
 	}
-	res := &Result{}
+	for _, o := range same { // in the health wait and the result, as ssa's unchanged
+		cs.Add(ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(o), GroupVersion: o.GroupVersionKind().Version,
+			Subject: ssautils.FmtUnstructured(o), Action: ssa.UnchangedAction})
+	}
+	res := &Result{Hashes: hashes}
 	for _, e := range cs.Entries {
 		res.Applied = append(res.Applied, ObjectChange{ID: idOfEntry(e), Action: e.Action.String()})
 	}
@@ -129,6 +144,63 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	}
 	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
 	return res, err
+}
+
+// ObjectHash is a short hash of an object's content as convoy applies it:
+// equal hashes mean the same desired state.
+func ObjectHash(o *unstructured.Unstructured) string {
+	b, err := json.Marshal(o.Object) // map keys sorted: canonical
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// splitUnchanged sorts prepared objects into those to apply and those
+// whose rendered content is the one prev recorded (same hash) and whose
+// live state still holds convoy's ownership (Drift: one LIST per kind):
+// sending those again would only cost a GET, a dry-run and an apply each.
+// Without a usable record, or when the drift check fails, everything is
+// applied.
+func (a *Applier) splitUnchanged(ctx context.Context, objs []*unstructured.Unstructured, hashes map[string]string, prev *Record) (apply, same []*unstructured.Unstructured) {
+	if prev == nil || len(prev.Hashes) == 0 || prev.Status != StatusApplied {
+		return objs, nil
+	}
+	drifted, err := a.Drift(ctx, prev)
+	if err != nil {
+		return objs, nil
+	}
+	moved := make(map[string]bool, len(drifted))
+	for _, id := range drifted {
+		moved[id] = true
+	}
+	for _, o := range objs {
+		id := RefOf(o).String()
+		if h := prev.Hashes[id]; h != "" && h == hashes[id] && prev.Fingerprints[id] != "" && !moved[id] {
+			same = append(same, o)
+		} else {
+			apply = append(apply, o)
+		}
+	}
+	return apply, same
+}
+
+// Changed returns the objects of objs a rollout will send to the cluster
+// whose record is rec: those whose content differs from what rec says was
+// applied (all of them without a record). A rollout dry-runs these before
+// any write; the others were accepted as they are by the last apply.
+func (a *Applier) Changed(objs []*unstructured.Unstructured, rec *Record) []*unstructured.Unstructured {
+	if rec == nil || len(rec.Hashes) == 0 || rec.Status != StatusApplied {
+		return objs
+	}
+	var out []*unstructured.Unstructured
+	for i, o := range a.prepare(objs) {
+		if h := rec.Hashes[RefOf(o).String()]; h == "" || h != ObjectHash(o) {
+			out = append(out, objs[i])
+		}
+	}
+	return out
 }
 
 // applyChunks is how many parts of the last stage are applied at once, and

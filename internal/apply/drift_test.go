@@ -416,3 +416,88 @@ func TestDriftRequestCount(t *testing.T) {
 		t.Errorf("after correction: drifted = %v, want none", drifted)
 	}
 }
+
+// TestApplySendsOnlyWhatChanged: with a record of the last apply, a new
+// render of 200 objects where 2 changed and 2 were removed sends those 2 and
+// the object someone edited by hand — not the other 195 — and the record's
+// hashes make the next identical apply send nothing.
+func TestApplySendsOnlyWhatChanged(t *testing.T) {
+	cs := testenv.Start(t, testenv.Spec{Name: "changes"})
+	cl := cs.Items[0]
+	c := cl.Client
+	a := applier(t, cl)
+	ctx := context.Background()
+
+	render := func(version func(i int) int) []*unstructured.Unstructured {
+		var docs []string
+		for i := range 200 {
+			if v := version(i); v > 0 {
+				docs = append(docs, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d, namespace: default}\ndata: {v: \"%d\"}\n", i, v))
+			}
+		}
+		return objects(t, docs...)
+	}
+	record := func(res *apply.Result) *apply.Record {
+		return &apply.Record{Fleet: "demo", Cluster: a.Cluster, Revision: "r", Status: apply.StatusApplied,
+			Inventory: res.Inventory, Fingerprints: res.Fingerprints, Hashes: res.Hashes}
+	}
+	res, err := a.Apply(ctx, render(func(int) int { return 1 }), nil, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record(res)
+
+	// Someone edits cm-7 by hand; cm-0 and cm-1 change; cm-198 and cm-199 go.
+	var cm7 corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cm-7"}, &cm7); err != nil {
+		t.Fatal(err)
+	}
+	cm7.Data["v"] = "edited"
+	if err := c.Update(ctx, &cm7, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	next := render(func(i int) int {
+		switch {
+		case i < 2:
+			return 2
+		case i >= 198:
+			return 0
+		}
+		return 1
+	})
+	if got := len(a.Changed(next, rec)); got != 2 {
+		t.Errorf("Changed = %d objects, want the 2 whose content changed", got)
+	}
+	before := requests(t, cl, "configmaps")
+	res, err = a.Apply(ctx, next, rec, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := requests(t, cl, "configmaps").Sub(before)
+	// cm-0, cm-1 and the edited cm-7: a GET, a dry-run APPLY and an APPLY
+	// each (ssa); a GET and a DELETE per pruned object; the drift check's
+	// and the fingerprints' LISTs. Not 200 of anything.
+	if limit := 3*3 + 2*2 + 4; sent["APPLY"] != 6 || sent["DELETE"] != 2 || sent.Total() > limit {
+		t.Errorf("apply of a 2-object change: %v (%d requests), want 6 APPLY (3 dry-run), 2 DELETE, ≤ %d in all", sent, sent.Total(), limit)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cm-7"}, &cm7); err != nil || cm7.Data["v"] != "1" {
+		t.Errorf("cm-7 = %v (%v), want the hand edit reverted to 1", cm7.Data, err)
+	}
+	var unchanged int
+	for _, ch := range res.Applied {
+		if ch.Action == "unchanged" {
+			unchanged++
+		}
+	}
+	if unchanged != 195 || len(res.Inventory) != 198 {
+		t.Errorf("result: %d unchanged, inventory %d; want 195 unchanged of 198", unchanged, len(res.Inventory))
+	}
+
+	before = requests(t, cl, "configmaps")
+	if _, err := a.Apply(ctx, next, record(res), fastOpts); err != nil {
+		t.Fatal(err)
+	}
+	if sent := requests(t, cl, "configmaps").Sub(before); sent.Mutating() != 0 || sent.Total() > 4 {
+		t.Errorf("identical re-apply sent %v, want only the LISTs", sent)
+	}
+}

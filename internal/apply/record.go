@@ -64,6 +64,10 @@ type Record struct {
 	// server-side apply ownership when it was last applied (see Drift). An
 	// inventory ID without one is unverified: the next drift check re-applies it.
 	Fingerprints map[string]string `json:"-"`
+	// Hashes maps inventory IDs to the hash of the object convoy last
+	// applied (ObjectHash). An object whose rendered content has the same
+	// hash and whose ownership did not drift is not sent again.
+	Hashes map[string]string `json:"-"`
 	// CorrectedAt is when drift was last corrected; Corrected counts the
 	// objects re-applied then.
 	CorrectedAt time.Time `json:"correctedAt,omitzero"`
@@ -117,6 +121,11 @@ func decodeRecord(cm *corev1.ConfigMap) (*Record, error) {
 		return nil, err
 	}
 	r.Fingerprints = decodeFingerprints(fps, r.Inventory)
+	hashes, err := readKey(cm, "hashes")
+	if err != nil {
+		return nil, err
+	}
+	r.Hashes = decodeFingerprints(hashes, r.Inventory)
 	r.resourceVersion = cm.ResourceVersion
 	return r, nil
 }
@@ -165,16 +174,19 @@ func writeKey(cm *corev1.ConfigMap, key, text string) error {
 // the ID's fingerprint, or "-" when it has none. The IDs are not repeated,
 // which keeps the record small (17 bytes an object); "" when there is no
 // fingerprint at all.
-func encodeFingerprints(r *Record) string {
-	if len(r.Fingerprints) == 0 || len(r.Inventory) == 0 {
+func encodeFingerprints(r *Record) string { return encodeLines(r.Fingerprints, r.Inventory) }
+
+// encodeLines writes values as encodeFingerprints does; Hashes use it too.
+func encodeLines(values map[string]string, inventory []string) string {
+	if len(values) == 0 || len(inventory) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	for i, id := range r.Inventory {
+	for i, id := range inventory {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		if fp := r.Fingerprints[id]; fp != "" {
+		if fp := values[id]; fp != "" {
 			b.WriteString(fp)
 		} else {
 			b.WriteByte('-')
@@ -222,6 +234,11 @@ func encodeRecord(r *Record) (*corev1.ConfigMap, error) {
 	}
 	if fps := encodeFingerprints(r); fps != "" {
 		if err := writeKey(cm, "fingerprints", fps); err != nil {
+			return nil, err
+		}
+	}
+	if hs := encodeLines(r.Hashes, r.Inventory); hs != "" {
+		if err := writeKey(cm, "hashes", hs); err != nil {
 			return nil, err
 		}
 	}

@@ -311,8 +311,11 @@ func (r *Runner) prepare(ctx context.Context, start time.Time, byName map[string
 			if r.upToDate(st) {
 				return
 			}
-			r.emit(start, Event{Wave: st.target.Cluster.Wave, Cluster: name, Step: "dry-run", Detail: fmt.Sprintf("%d objects", len(st.target.Objects))})
-			errs[i] = a.DryRun(ctx, st.target.Objects)
+			// Objects the record shows applied with the same content were
+			// accepted as they are; the changed ones are dry-run.
+			changed := a.Changed(st.target.Objects, st.record)
+			r.emit(start, Event{Wave: st.target.Cluster.Wave, Cluster: name, Step: "dry-run", Detail: fmt.Sprintf("%d of %d objects (changed)", len(changed), len(st.target.Objects))})
+			errs[i] = a.DryRun(ctx, changed)
 		}()
 	}
 	wg.Wait()
@@ -424,7 +427,7 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 		return err
 	}
 	rec := r.newRecord(plan, st, res.Inventory)
-	rec.Fingerprints = res.Fingerprints
+	rec.Fingerprints, rec.Hashes = res.Fingerprints, res.Hashes
 	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
 		st.out.Action, st.out.Error = ActionFailed, err.Error()
 		return err
@@ -496,7 +499,7 @@ func (r *Runner) rollback(ctx context.Context, start time.Time, plan *Plan, st *
 		return fmt.Errorf("cluster %s: rollback to %s: %w", c.Name, short(prev.Revision), err)
 	}
 	rec := r.failedRecord(plan, st, reason, apply.StatusRolledBack)
-	rec.RenderHash, rec.Inventory, rec.Fingerprints = hash, res.Inventory, res.Fingerprints
+	rec.RenderHash, rec.Inventory, rec.Fingerprints, rec.Hashes = hash, res.Inventory, res.Fingerprints, res.Hashes
 	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
 		return err
 	}
