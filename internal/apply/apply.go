@@ -127,7 +127,11 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: apply: %w", a.Cluster, masker.wrap(err))
 	}
-	for _, o := range same { // in the health wait and the result, as ssa's unchanged
+	// The health wait covers what was sent; the objects not sent were
+	// healthy when the record was written, and polling them would cost a
+	// LIST per kind and namespace every interval.
+	sent := cs.ToObjMetadataSet()
+	for _, o := range same { // in the result, as ssa's unchanged
 		cs.Add(ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(o), GroupVersion: o.GroupVersionKind().Version,
 			Subject: ssautils.FmtUnstructured(o), Action: ssa.UnchangedAction})
 	}
@@ -137,9 +141,16 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	}
 	// Before the health wait, to leave other writers the smallest window to
 	// slip a change into the baseline. An error only costs a re-apply later.
-	res.Fingerprints, _ = a.fingerprints(ctx, refsOf(objs))
+	// Objects not sent keep the fingerprint the drift check just confirmed.
+	res.Fingerprints, _ = a.fingerprints(ctx, refsOf(toApply))
+	if res.Fingerprints != nil {
+		for _, o := range same {
+			id := RefOf(o).String()
+			res.Fingerprints[id] = prev.Fingerprints[id]
+		}
+	}
 	waitOpts := ssa.WaitOptions{Interval: interval(opts), Timeout: healthTimeout(opts)}
-	if err := a.rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), waitOpts); err != nil {
+	if err := a.rm.WaitForSetWithContext(ctx, sent, waitOpts); err != nil {
 		return res, &UnhealthyError{Cluster: a.Cluster, Err: masker.wrap(err)}
 	}
 	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
