@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -93,7 +92,10 @@ func run(ctx context.Context, fast bool, listen string) (err error) {
 
 	d.step("Turning fixtures/fleet into a local git repository")
 	d.repo = filepath.Join(work, "fleet-config")
-	if err := copyDir(filepath.Join(root, "fixtures/fleet"), d.repo); err != nil {
+	if err := os.MkdirAll(d.repo, 0o755); err != nil {
+		return err
+	}
+	if err := testenv.CopyTree(filepath.Join(root, "fixtures/fleet"), d.repo); err != nil {
 		return err
 	}
 	bake := "10s"
@@ -359,25 +361,4 @@ func edit(file, old, new string) error {
 		return fmt.Errorf("%s: %q not found", file, old)
 	}
 	return os.WriteFile(file, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
-}
-
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if e.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !e.Type().IsRegular() {
-			return errors.New(p + ": not a regular file")
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
 }

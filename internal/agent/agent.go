@@ -125,7 +125,10 @@ type state struct {
 	plan     *rollout.Plan // the plan of a revision that is done, for drift
 	clusters map[string]server.ClusterStatus
 	history  []server.RolloutStatus
-	deployed map[string]*rollout.Deployments // revision → its GitHub deployments
+	// deployments are the GitHub deployments of deployedRev, the newest
+	// revision that got them; re-evaluations of a hold reuse them.
+	deployedRev string
+	deployments *rollout.Deployments
 }
 
 const historySize = 20
@@ -161,7 +164,6 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.role.Store("single")
 	a.st.started = time.Now()
-	a.st.deployed = map[string]*rollout.Deployments{}
 
 	auth, err := cfg.Repo.Auth.load()
 	if err != nil {
@@ -427,14 +429,16 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 	var deployments *rollout.Deployments
 	if gh != nil && plan.Verdict() != policy.Deny {
 		a.mu.Lock()
-		deployments = a.st.deployed[rev]
+		if a.st.deployedRev == rev {
+			deployments = a.st.deployments
+		}
 		a.mu.Unlock()
 		if deployments == nil {
 			deployments = &rollout.Deployments{API: gh, Log: a.log}
 			deployments.Start(ctx, plan)   // network calls: outside the lock
 			if deployments.Created() > 0 { // else GitHub was down: try again next attempt
 				a.mu.Lock()
-				a.st.deployed = map[string]*rollout.Deployments{rev: deployments} // only the newest revision's
+				a.st.deployedRev, a.st.deployments = rev, deployments
 				a.mu.Unlock()
 			}
 		}
@@ -742,18 +746,10 @@ func (a *Agent) renderAt(ctx context.Context, revision string, c *fleet.Cluster)
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := fleet.Load(snap.Dir)
-	if err != nil {
-		return nil, "", err
-	}
-	old := f.ClusterByName(c.Name)
-	if old == nil {
-		return nil, "", fmt.Errorf("cluster %s is not in %s at %s", c.Name, fleet.FileName, revision)
-	}
 	var r render.Renderer
-	res, err := r.Cluster(ctx, snap.Dir, f, old)
+	res, err := r.ClusterAt(ctx, snap.Dir, c.Name)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("revision %s: %w", short(revision), err)
 	}
 	return res.Objects, res.Hash, nil
 }

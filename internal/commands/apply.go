@@ -153,18 +153,10 @@ func (co *checkout) renderAt(ctx context.Context, revision string, c *fleet.Clus
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := fleet.Load(snap.Dir)
-	if err != nil {
-		return nil, "", err
-	}
-	old := f.ClusterByName(c.Name)
-	if old == nil {
-		return nil, "", fmt.Errorf("cluster %s is not in %s at %s", c.Name, fleet.FileName, revision)
-	}
 	var r render.Renderer
-	res, err := r.Cluster(ctx, snap.Dir, f, old)
+	res, err := r.ClusterAt(ctx, snap.Dir, c.Name)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("revision %s: %w", short(revision), err)
 	}
 	return res.Objects, res.Hash, nil
 }

@@ -290,3 +290,18 @@ func finish(objs []*unstructured.Unstructured, vars map[string]string, locate fu
 	sortObjects(out)
 	return out, nil
 }
+
+// ClusterAt renders the cluster named name as the repository checked out in
+// repoDir defines it (its own fleet.yaml), for a rollback to an earlier
+// revision.
+func (r *Renderer) ClusterAt(ctx context.Context, repoDir, name string) (*Result, error) {
+	f, err := fleet.Load(repoDir)
+	if err != nil {
+		return nil, err
+	}
+	c := f.ClusterByName(name)
+	if c == nil {
+		return nil, fmt.Errorf("cluster %s is not in that revision's %s", name, fleet.FileName)
+	}
+	return r.Cluster(ctx, repoDir, f, c)
+}

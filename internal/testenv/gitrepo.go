@@ -111,7 +111,7 @@ func (r *Repo) initWorkTree(t testing.TB, dir, fromDir string) {
 	r.WorkDir = dir
 	r.git(t, dir, "init", "--quiet", "--initial-branch=main")
 	if fromDir != "" {
-		if err := copyTree(fromDir, dir); err != nil {
+		if err := CopyTree(fromDir, dir); err != nil {
 			t.Fatalf("copy %s: %v", fromDir, err)
 		}
 	}
@@ -213,9 +213,9 @@ func writeFiles(dir string, files map[string]string) error {
 	return nil
 }
 
-// copyTree copies the regular files, directories and symlinks (as symlinks)
+// CopyTree copies the regular files, directories and symlinks (as symlinks)
 // of src into dst, keeping executable bits; a .git entry is skipped.
-func copyTree(src, dst string) error {
+func CopyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
