@@ -15,8 +15,12 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -100,8 +104,10 @@ func (a *Applier) prepare(objs []*unstructured.Unstructured) []*unstructured.Uns
 	return out
 }
 
-// Apply applies objs (ApplyAllStaged), waits until they are healthy, then
-// prunes what prev's inventory held that objs no longer do. prev may be nil
+// Apply applies objs (applyStaged: only those whose content changed or
+// whose ownership drifted since prev; each once, without ssa's GET and
+// dry-run, since the rollout dry-ran them), waits until they are healthy,
+// then prunes what prev's inventory held that objs no longer do. prev may be nil
 // (first apply). On a health failure the objects stay applied and the
 // error names every unhealthy object; nothing is pruned.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, prev *Record, opts Options) (*Result, error) {
@@ -123,7 +129,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	applyOpts.ForceSelector = map[string]string{AnnotationForce: "enabled"}
 	applyOpts.WaitInterval = interval(opts)
 	applyOpts.WaitTimeout = healthTimeout(opts)
-	cs, err := a.applyStaged(ctx, toApply, applyOpts)
+	cs, fps, err := a.applyStaged(ctx, toApply, applyOpts, masker, inventorySet(prevInv))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: apply: %w", a.Cluster, masker.wrap(err))
 	}
@@ -139,22 +145,60 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	for _, e := range cs.Entries {
 		res.Applied = append(res.Applied, ObjectChange{ID: idOfEntry(e), Action: e.Action.String()})
 	}
-	// Before the health wait, to leave other writers the smallest window to
-	// slip a change into the baseline. An error only costs a re-apply later.
-	// Objects not sent keep the fingerprint the drift check just confirmed.
-	res.Fingerprints, _ = a.fingerprints(ctx, refsOf(toApply))
-	if res.Fingerprints != nil {
-		for _, o := range same {
-			id := RefOf(o).String()
-			res.Fingerprints[id] = prev.Fingerprints[id]
+	// The last stage's fingerprints came with the apply's responses; the
+	// cluster definitions' are listed now, before the health wait, to leave
+	// other writers the smallest window to slip a change into the baseline.
+	// An error only costs a re-apply later. Objects not sent keep the
+	// fingerprint the drift check just confirmed.
+	var defs []ObjectRef
+	for _, o := range toApply {
+		if _, ok := fps[RefOf(o).String()]; !ok {
+			defs = append(defs, RefOf(o))
 		}
 	}
-	waitOpts := ssa.WaitOptions{Interval: interval(opts), Timeout: healthTimeout(opts)}
-	if err := a.rm.WaitForSetWithContext(ctx, sent, waitOpts); err != nil {
+	res.Fingerprints = fps
+	if len(defs) > 0 {
+		got, _ := a.fingerprints(ctx, defs)
+		for id, fp := range got {
+			res.Fingerprints[id] = fp
+		}
+	}
+	for _, o := range same {
+		id := RefOf(o).String()
+		res.Fingerprints[id] = prev.Fingerprints[id]
+	}
+	if err := a.waitHealthy(ctx, sent, interval(opts), healthTimeout(opts)); err != nil {
 		return res, &UnhealthyError{Cluster: a.Cluster, Err: masker.wrap(err)}
 	}
 	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
 	return res, err
+}
+
+// quickPoll is how often health is polled during the first second of a
+// wait, and quickFor how long: most objects are healthy within a second of
+// their apply (a Deployment as soon as its controller has observed it), and
+// a first poll right after the apply usually comes too early for that.
+const (
+	quickPoll = 200 * time.Millisecond
+	quickFor  = time.Second
+)
+
+// waitHealthy waits until every object of set is healthy (kstatus
+// Current): polled every quickPoll for quickFor, then every interval, for
+// timeout in all. An object that failed (kstatus Failed) ends the wait at
+// once. Each poll costs one LIST per kind and namespace of set.
+func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, interval, timeout time.Duration) error {
+	if quickPoll < interval && quickFor < timeout {
+		start := time.Now()
+		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor})
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		// Not healthy yet, or failed: the second wait tells which, with
+		// its first poll.
+		timeout -= time.Since(start)
+	}
+	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: interval, Timeout: timeout})
 }
 
 // ObjectHash is a short hash of an object's content as convoy applies it:
@@ -171,7 +215,8 @@ func ObjectHash(o *unstructured.Unstructured) string {
 // splitUnchanged sorts prepared objects into those to apply and those
 // whose rendered content is the one prev recorded (same hash) and whose
 // live state still holds convoy's ownership (Drift: one LIST per kind):
-// sending those again would only cost a GET, a dry-run and an apply each.
+// sending those again would only cost an apply each, and a poll of their
+// health.
 // Without a usable record, or when the drift check fails, everything is
 // applied.
 func (a *Applier) splitUnchanged(ctx context.Context, objs []*unstructured.Unstructured, hashes map[string]string, prev *Record) (apply, same []*unstructured.Unstructured) {
@@ -214,20 +259,16 @@ func (a *Applier) Changed(objs []*unstructured.Unstructured, rec *Record) []*uns
 	return out
 }
 
-// applyChunks is how many parts of the last stage are applied at once, and
-// minChunk the fewest objects worth a part of their own.
-const (
-	applyChunks = 8
-	minChunk    = 25
-)
+// applyWorkers is how many objects of the last stage are applied at once.
+const applyWorkers = 8
 
-// applyStaged applies objs as ssa's ApplyAllStaged does — cluster
-// definitions (CRDs, namespaces, cluster roles) and classes first, each
-// stage waited for — but the last stage, where nearly all objects are, in
-// up to applyChunks parts at once: ssa's ApplyAll checks drift concurrently
-// but writes one object after the other, which made a cold apply of 1,000
-// objects slower than kubectl.
-func (a *Applier) applyStaged(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.ApplyOptions) (*ssa.ChangeSet, error) {
+// applyStaged applies objs in ssa's stages — cluster definitions (CRDs,
+// namespaces, cluster roles) and classes first, with ssa's ApplyAllStaged,
+// which waits for each of those stages — then the last stage, where nearly
+// all objects are, by applyDirect. It returns what was done to each object
+// and the fingerprint of each object of the last stage, from the apply's
+// response.
+func (a *Applier) applyStaged(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.ApplyOptions, masker *secretMasker, known map[objectKey]bool) (*ssa.ChangeSet, map[string]string, error) {
 	var first, rest []*unstructured.Unstructured
 	for _, o := range objs {
 		if ssautils.IsClusterDefinition(o) || ssautils.IsClassDefinition(o) {
@@ -240,33 +281,151 @@ func (a *Applier) applyStaged(ctx context.Context, objs []*unstructured.Unstruct
 	if len(first) > 0 {
 		staged, err := a.rm.ApplyAllStaged(ctx, first, opts)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cs.Append(staged.Entries)
 	}
-	n := min(applyChunks, max(1, len(rest)/minChunk))
-	parts := make([][]*unstructured.Unstructured, n)
-	for i, o := range rest {
-		parts[i%n] = append(parts[i%n], o)
+	// Custom resources of a CRD sent in this apply could not be dry-run
+	// before it (DryRun skips them); now that the CRD is served, they are,
+	// before any of the last stage is written.
+	if err := a.dryRunNewKinds(ctx, first, rest, masker); err != nil {
+		return nil, nil, err
 	}
-	results := make([]*ssa.ChangeSet, n)
-	errs := make([]error, n)
+	entries, fps, err := a.applyDirect(ctx, rest, opts, known)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs.Append(entries)
+	return cs, fps, nil
+}
+
+// dryRunNewKinds dry-runs the objects of rest whose kind a
+// CustomResourceDefinition of defs defines.
+func (a *Applier) dryRunNewKinds(ctx context.Context, defs, rest []*unstructured.Unstructured, masker *secretMasker) error {
+	kinds := crdKinds(defs)
+	if len(kinds) == 0 {
+		return nil
+	}
+	var crs []*unstructured.Unstructured
+	for _, o := range rest {
+		if gvk := o.GroupVersionKind(); kinds[gvk.Group+"/"+gvk.Kind] {
+			crs = append(crs, o)
+		}
+	}
+	return a.dryRunPrepared(ctx, crs, nil, masker)
+}
+
+// applyDirect server-side applies each of objs once, applyWorkers at a
+// time, under the field manager "convoy" with forced ownership, and takes
+// each object's fingerprint from the response.
+//
+// Unlike ssa's ApplyAll it sends no GET and no dry-run per object: every
+// object it is given has already been dry-run (DryRun before any write of
+// the rollout, or dryRunNewKinds), and it is only given objects whose
+// content changed or whose ownership drifted (splitUnchanged), so ssa's
+// per-object drift check would find a change in each. That halves the
+// requests of an apply: one per object instead of three.
+//
+// The action is "configured" for an object of the previous inventory
+// (known); for the others it is read from the response: "created" when the
+// object's creation time is the time of convoy's apply entry (the API
+// server sets both on a create, to the second), "configured" otherwise. An apply the API server
+// refuses as an immutable-field change is retried once, after deleting and
+// recreating the object, when it is annotated convoy.dev/force: enabled
+// (ssa's ForceSelector, as in ApplyAll). Every failed object is named.
+func (a *Applier) applyDirect(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.ApplyOptions, known map[objectKey]bool) ([]ssa.ChangeSetEntry, map[string]string, error) {
+	entries := make([]ssa.ChangeSetEntry, len(objs))
+	prints := make([]string, len(objs))
+	errs := make([]error, len(objs))
 	var wg sync.WaitGroup
-	for i, part := range parts {
+	sem := make(chan struct{}, applyWorkers)
+	for i, o := range objs {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
-			defer wg.Done()
-			results[i], errs[i] = a.rm.ApplyAll(ctx, part, opts)
+			defer func() { <-sem; wg.Done() }()
+			subject := ssautils.FmtUnstructured(o)
+			live := o.DeepCopy() // the request body stays as rendered
+			err := a.client.Patch(ctx, live, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+			if err != nil && ssaerrors.IsImmutableError(err) && ssautils.AnyInMetadata(o, opts.ForceSelector) {
+				live = o.DeepCopy()
+				err = a.recreate(ctx, live, opts.WaitInterval)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("%s apply failed: %w", subject, err)
+				return
+			}
+			action := ssa.ConfiguredAction
+			if !known[keyOf(RefOf(o))] && createdBy(live, FieldManager) {
+				action = ssa.CreatedAction
+			}
+			entries[i] = ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(o),
+				GroupVersion: o.GroupVersionKind().Version, Subject: subject, Action: action}
+			prints[i] = Fingerprint(live.GetManagedFields())
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, r := range results {
-		cs.Append(r.Entries)
+	fps := make(map[string]string, len(objs))
+	for i, o := range objs {
+		if prints[i] != "" {
+			fps[RefOf(o).String()] = prints[i]
+		}
 	}
-	return cs, nil
+	return entries, fps, nil
+}
+
+// recreate deletes the live object named by o, waits until it is gone
+// (finalizers) and applies o again: ssa's answer to an immutable field.
+func (a *Applier) recreate(ctx context.Context, o *unstructured.Unstructured, every time.Duration) error {
+	desired := o.DeepCopy()
+	existing := &unstructured.Unstructured{}
+	existing.SetGroupVersionKind(o.GroupVersionKind())
+	key := client.ObjectKeyFromObject(o)
+	if err := a.client.Get(ctx, key, existing); err != nil {
+		return err // a missing object cannot have an immutable field
+	}
+	if err := a.client.Delete(ctx, existing, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("immutable field detected, failed to delete object: %w", err)
+	}
+	err := wait.PollUntilContextCancel(ctx, every, true, func(ctx context.Context) (bool, error) {
+		err := a.client.Get(ctx, key, existing)
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return fmt.Errorf("immutable field detected, failed to wait for object to be deleted: %w", err)
+	}
+	*o = *desired
+	return a.client.Patch(ctx, o, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+}
+
+// inventorySet returns the keys of the IDs of an inventory.
+func inventorySet(inv []string) map[objectKey]bool {
+	out := make(map[objectKey]bool, len(inv))
+	for _, id := range inv {
+		if ref, err := ParseRef(id); err == nil {
+			out[keyOf(ref)] = true
+		}
+	}
+	return out
+}
+
+// createdBy reports whether the applied object o was created by manager's
+// apply: the API server stamps the creation time and the manager's entry
+// with the same time, to the second.
+func createdBy(o *unstructured.Unstructured, manager string) bool {
+	created := o.GetCreationTimestamp()
+	for _, e := range o.GetManagedFields() {
+		if e.Manager == manager && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == "" {
+			return e.Time != nil && e.Time.Equal(&created)
+		}
+	}
+	return false
 }
 
 func idOfEntry(e ssa.ChangeSetEntry) string {

@@ -3,11 +3,13 @@ package apply_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -197,11 +199,11 @@ spec:
       containers: [{name: x, image: nginx}]
 `
 	unknown := "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\n"
-	before, err := c.RequestCounts(ctx, map[string]string{"dry_run": ""}, apiServerOwn...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = a.DryRun(ctx, objects(t, nsDoc, cmA, bad, unknown))
+	// Only the resources of the objects: the API server's own start-up
+	// creates namespaces and services of its own at an unknown moment.
+	mine := []string{"configmaps", "deployments", "widgets"}
+	before := requests(t, c, mine...)
+	err := a.DryRun(ctx, objects(t, nsDoc, cmA, bad, unknown))
 	var rej *apply.RejectedError
 	if !errors.As(err, &rej) {
 		t.Fatalf("err = %v, want *RejectedError", err)
@@ -216,19 +218,122 @@ spec:
 	if msg := err.Error(); !strings.Contains(msg, "spec.replicas") || !strings.Contains(msg, "cluster prod: apps/v1/Deployment/shop/broken rejected") {
 		t.Errorf("message %q does not name the object and field", msg)
 	}
-	after, err := c.RequestCounts(ctx, map[string]string{"dry_run": ""}, apiServerOwn...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := after.Sub(before).Mutating(); n != 0 {
-		t.Errorf("dry-run made %d real writes: %v", n, after.Sub(before))
+	// Dry-runs count as APPLY: 2 of them (the namespace is dry-run with
+	// the namespaces' requests), and no other request.
+	if got := requests(t, c, mine...).Sub(before); got.Mutating() != 2 || got["APPLY"] != 2 {
+		t.Errorf("dry-run sent %v, want the 2 dry-run APPLYs of the ConfigMap and the Deployment", got)
 	}
 	if exists(t, c.Client, "v1", "Namespace", "", "shop") {
 		t.Error("namespace shop was created by a dry-run")
 	}
 }
 
-// apiServerOwn are the resources the API server itself writes on a timer
-// (its identity lease, the kubernetes Service's endpoints): not writes of
-// the code under test.
-var apiServerOwn = []string{"leases", "endpoints", "endpointslices", "events"}
+const widgetCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, minimum: 1}
+`
+
+// TestApplySendsEachObjectOnce: past the cluster definitions, Apply sends
+// one request per object (the rollout dry-ran them before), reads created
+// or configured from the response, still refuses before the last stage a
+// custom resource of a CRD it has just created, and recreates an object
+// whose immutable field changed only when it is annotated convoy.dev/force.
+func TestApplySendsEachObjectOnce(t *testing.T) {
+	cs := testenv.Start(t, testenv.Spec{Name: "direct"})
+	cl := cs.Items[0]
+	a := applier(t, cl)
+	ctx := context.Background()
+	cms := func(v string, n int) []string {
+		var docs []string
+		for i := range n {
+			docs = append(docs, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d, namespace: shop}\ndata: {v: %q}\n", i, v))
+		}
+		return docs
+	}
+	widget := func(size int) string {
+		return fmt.Sprintf("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\nspec: {size: %d}\n", size)
+	}
+
+	// A widget the CRD's schema refuses: nothing of the last stage is written.
+	_, err := a.Apply(ctx, objects(t, append(cms("1", 5), nsDoc, widgetCRD, widget(0))...), nil, fastOpts)
+	if err == nil || !strings.Contains(err.Error(), "example.com/v1/Widget/shop/w rejected") || !strings.Contains(err.Error(), "spec.size") {
+		t.Fatalf("apply with a bad widget: %v, want the widget rejected naming spec.size", err)
+	}
+	if exists(t, cl.Client, "v1", "ConfigMap", "shop", "cm-0") {
+		t.Fatal("cm-0 was written although a custom resource of the same apply was invalid")
+	}
+
+	before := requests(t, cl, "configmaps", "widgets")
+	res, err := a.Apply(ctx, objects(t, append(cms("1", 50), nsDoc, widgetCRD, widget(3))...), nil, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := requests(t, cl, "configmaps", "widgets").Sub(before)
+	// One APPLY per ConfigMap and for the widget, plus the widget's
+	// dry-run (its CRD was new); no GET. The rest is the health wait's
+	// LISTs.
+	if sent["APPLY"] != 52 || sent["GET"] != 0 {
+		t.Errorf("cold apply of 50 ConfigMaps and a widget sent %v, want 52 APPLY (one a dry-run), no GET", sent)
+	}
+	actions := map[string]int{}
+	for _, ch := range res.Applied {
+		actions[ch.Action]++
+	}
+	// The namespace and the CRD were written by the refused apply: the
+	// widget can only be checked once its CRD is served.
+	if actions["created"] != 51 || actions["unchanged"] != 2 {
+		t.Errorf("actions %v, want 51 created, 2 unchanged (namespace, CRD)", actions)
+	}
+	if len(res.Fingerprints) != 53 {
+		t.Errorf("%d fingerprints, want one per object (53)", len(res.Fingerprints))
+	}
+
+	rec := &apply.Record{Fleet: "demo", Cluster: a.Cluster, Revision: "r", Status: apply.StatusApplied,
+		Inventory: res.Inventory, Fingerprints: res.Fingerprints, Hashes: res.Hashes}
+	res, err = a.Apply(ctx, objects(t, append(append(cms("1", 49), cms("2", 50)[49]), nsDoc, widgetCRD, widget(3))...), rec, fastOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions = map[string]int{}
+	for _, ch := range res.Applied {
+		actions[ch.Action]++
+	}
+	if actions["configured"] != 1 || actions["unchanged"] != 52 {
+		t.Errorf("a one-object change: actions %v, want 1 configured, 52 unchanged", actions)
+	}
+
+	// An immutable ConfigMap changes: refused without force, recreated with it.
+	immutable := func(v, annotations string) []*unstructured.Unstructured {
+		return objects(t, nsDoc, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen, namespace: shop, annotations: {%s}}\nimmutable: true\ndata: {v: %q}\n", annotations, v))
+	}
+	if _, err := a.Apply(ctx, immutable("1", ""), nil, fastOpts); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Apply(ctx, immutable("2", ""), nil, fastOpts)
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap/shop/frozen apply failed") {
+		t.Errorf("changing an immutable ConfigMap without force: %v, want it named", err)
+	}
+	if _, err := a.Apply(ctx, immutable("2", "convoy.dev/force: enabled"), nil, fastOpts); err != nil {
+		t.Fatalf("changing an immutable ConfigMap with force: %v", err)
+	}
+	var frozen corev1.ConfigMap
+	if err := cl.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "frozen"}, &frozen); err != nil || frozen.Data["v"] != "2" {
+		t.Errorf("frozen = %v (%v), want it recreated with v=2", frozen.Data, err)
+	}
+}

@@ -51,34 +51,22 @@ func (a *Applier) DryRun(ctx context.Context, objs []*unstructured.Unstructured)
 	objs = a.prepare(objs)
 	masker := newSecretMasker(objs)
 	newNS := map[string]bool{}
-	newKinds := map[string]bool{} // group/kind of CRDs in the set
 	for _, o := range objs {
-		switch o.GroupVersionKind().GroupKind().String() {
-		case "Namespace":
+		if o.GroupVersionKind().GroupKind().String() == "Namespace" {
 			newNS[o.GetName()] = true
-		case "CustomResourceDefinition.apiextensions.k8s.io":
-			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			newKinds[group+"/"+kind] = true
 		}
 	}
-	existingNS := map[string]bool{}
 	if len(newNS) > 0 {
 		var list corev1.NamespaceList
 		if err := a.client.List(ctx, &list); err != nil {
 			return fmt.Errorf("cluster %s: list namespaces: %w", a.Cluster, err)
 		}
 		for _, ns := range list.Items {
-			existingNS[ns.Name] = true
+			delete(newNS, ns.Name)
 		}
 	}
-
-	var (
-		mu   sync.Mutex
-		rejs []Rejection
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 16)
-	)
+	newKinds := crdKinds(objs)
+	var checked []*unstructured.Unstructured
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
 		if newKinds[gvk.Group+"/"+gvk.Kind] {
@@ -86,8 +74,38 @@ func (a *Applier) DryRun(ctx context.Context, objs []*unstructured.Unstructured)
 				continue
 			}
 		}
+		checked = append(checked, o)
+	}
+	return a.dryRunPrepared(ctx, checked, newNS, masker)
+}
+
+// crdKinds returns the "group/kind" of each CustomResourceDefinition of objs.
+func crdKinds(objs []*unstructured.Unstructured) map[string]bool {
+	kinds := map[string]bool{}
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind().String() == "CustomResourceDefinition.apiextensions.k8s.io" {
+			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			kinds[group+"/"+kind] = true
+		}
+	}
+	return kinds
+}
+
+// dryRunPrepared dry-runs each of objs (already prepared), 16 at a time,
+// objects of a namespace in newNS (created by the same apply) in
+// dryRunNamespace. It does not change objs.
+func (a *Applier) dryRunPrepared(ctx context.Context, objs []*unstructured.Unstructured, newNS map[string]bool, masker *secretMasker) error {
+	var (
+		mu   sync.Mutex
+		rejs []Rejection
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 16)
+	)
+	for _, o := range objs {
 		id := RefOf(o).String()
-		if ns := o.GetNamespace(); ns != "" && newNS[ns] && !existingNS[ns] {
+		o = o.DeepCopy()
+		if ns := o.GetNamespace(); ns != "" && newNS[ns] {
 			o.SetNamespace(dryRunNamespace)
 		}
 		wg.Add(1)
