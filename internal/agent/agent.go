@@ -462,6 +462,14 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 			if deployments != nil {
 				deployments.Event(ctx, e)
 			}
+			switch e.Step {
+			case "healthy", "skipped", "failed":
+				// The status page shows each cluster as it finishes,
+				// not only when the whole rollout has.
+				if c := f.ClusterByName(e.Cluster); c != nil {
+					a.refreshCluster(ctx, f, c)
+				}
+			}
 		},
 		Superseded: func() (string, bool) {
 			s, err := a.src.Fetch(ctx, rev)
@@ -690,37 +698,53 @@ func holdsOf(rev string, plan *rollout.Plan) (time.Time, []server.HoldStatus) {
 
 // refreshClusters reads every cluster's record for the status page.
 func (a *Agent) refreshClusters(ctx context.Context, f *fleet.Fleet) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	out := map[string]server.ClusterStatus{}
 	for _, wave := range f.WaveClusters() {
 		for _, c := range wave {
-			cs := server.ClusterStatus{Name: c.Name, Environment: c.Environment, Region: c.Region}
-			ap, err := a.connect(f.Name)(ctx, c)
-			var rec *apply.Record
-			if err == nil {
-				rec, err = apply.ReadRecord(ctx, ap.Client(), f.Name)
-			}
-			switch {
-			case err != nil:
-				cs.Error = firstLine(err.Error())
-			case rec == nil:
-				cs.Health = "never applied"
-			default:
-				cs.Revision, cs.AppliedAt, cs.Health, cs.Objects = rec.Revision, rec.AppliedAt, rec.Health, len(rec.Inventory)
-				if rec.Status != apply.StatusApplied {
-					cs.Health = rec.Status + ": " + rec.Reason
-				}
-				if rec.Corrected > 0 {
-					cs.Drift = fmt.Sprintf("corrected %d at %s", rec.Corrected, rec.CorrectedAt.Format(time.RFC3339))
-				}
-			}
-			out[c.Name] = cs
+			out[c.Name] = a.clusterStatus(ctx, f, c)
 		}
 	}
 	a.mu.Lock()
 	a.st.clusters = out
 	a.mu.Unlock()
+}
+
+// refreshCluster reads one cluster's record for the status page.
+func (a *Agent) refreshCluster(ctx context.Context, f *fleet.Fleet, c *fleet.Cluster) {
+	cs := a.clusterStatus(ctx, f, c)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.st.clusters == nil {
+		a.st.clusters = map[string]server.ClusterStatus{}
+	}
+	a.st.clusters[c.Name] = cs
+}
+
+// clusterStatus is c's entry of the status page, from its record.
+func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Cluster) server.ClusterStatus {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	cs := server.ClusterStatus{Name: c.Name, Environment: c.Environment, Region: c.Region}
+	ap, err := a.connect(f.Name)(ctx, c)
+	var rec *apply.Record
+	if err == nil {
+		rec, err = apply.ReadRecord(ctx, ap.Client(), f.Name)
+	}
+	switch {
+	case err != nil:
+		cs.Error = firstLine(err.Error())
+	case rec == nil:
+		cs.Health = "never applied"
+	default:
+		cs.Revision, cs.AppliedAt, cs.Health, cs.Objects = rec.Revision, rec.AppliedAt, rec.Health, len(rec.Inventory)
+		if rec.Status != apply.StatusApplied {
+			cs.Health = rec.Status + ": " + rec.Reason
+		}
+		if rec.Corrected > 0 {
+			cs.Drift = fmt.Sprintf("corrected %d at %s", rec.Corrected, rec.CorrectedAt.Format(time.RFC3339))
+		}
+	}
+	return cs
 }
 
 func (a *Agent) connect(fleetName string) rollout.ConnectFunc {
