@@ -68,7 +68,7 @@ func run() error {
 	quick := flag.Bool("quick", false, "a reduced set for CI smoke use (3 runs, smaller sizes)")
 	runs := flag.Int("runs", 0, "runs per tool and scenario (default 5, 3 with -quick)")
 	seed := flag.Uint64("seed", 1, "workload generator seed")
-	only := flag.String("only", "", "comma-separated scenario groups to run (cold, change, fanout, render, policy, e2e); all when empty")
+	only := flag.String("only", "", "comma-separated scenario groups to run (cold, change, fanout, render, policy, e2e, agent; e2e includes agent); all when empty")
 	out := flag.String("out", "BENCHMARKS.md", "the report")
 	jsonOut := flag.String("json", "bench-results.json", "the raw samples")
 	command := flag.String("command", "", "the command line to print in the report (default: this program's)")
@@ -193,7 +193,10 @@ func run() error {
 		}
 	}
 	if want("e2e") {
-		steps = append(steps, func() error { b.endToEnd(); return nil })
+		steps = append(steps, func() error { return b.endToEnd(ctx, 100) })
+	}
+	if want("e2e") || want("agent") {
+		steps = append(steps, func() error { return b.agentRSS(ctx, 1000, 3) })
 	}
 	var failed []string
 	for _, step := range steps {
@@ -231,11 +234,4 @@ func reconcilesFor(n, reconciles int) int {
 		return min(reconciles, 3)
 	}
 	return reconciles
-}
-
-// endToEnd is the webhook push → first wave healthy scenario, which needs
-// the agent.
-func (b *bench) endToEnd() {
-	sc := b.scenario("e2e-100", "End to end: webhook push → first wave healthy, 100 objects")
-	sc.Skipped = "needs the agent (issue 7). The agent (internal/agent, `convoy run`) was still being written when this harness was; the scenario is not implemented yet."
 }

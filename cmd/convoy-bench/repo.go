@@ -78,7 +78,7 @@ func newConfigRepo(dir string, spec fleetSpec, objs []Object) (*configRepo, erro
 	if err := r.git("init", "-q", "-b", "main"); err != nil {
 		return nil, err
 	}
-	return r, r.commit("generated workload")
+	return r, r.commit(commitMessage("generated workload"))
 }
 
 // setObjects writes objs as every cluster's kustomization.
@@ -91,6 +91,14 @@ func (r *configRepo) setObjects(spec fleetSpec, objs []Object) error {
 		}
 	}
 	return nil
+}
+
+// commitMessage is subject with what the built-in policies ask of a commit
+// without a pull request when the change source is trailers: a rollback
+// plan and an approval by someone other than the author ("bench"). The
+// CLI scenarios pass --change instead; the agent reads these.
+func commitMessage(subject string) string {
+	return subject + "\n\n## Rollback\nRevert the commit.\n\nApproved-by: bob <bob@convoy.dev>\n"
 }
 
 func (r *configRepo) commit(msg string) error {

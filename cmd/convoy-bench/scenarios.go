@@ -143,7 +143,7 @@ func (b *bench) coldAndNoop(ctx context.Context, n, reconciles int) error {
 		"convoy's time includes rendering, policy, a server-side dry-run of every object before any write, and waiting until every object is healthy (kstatus); the baselines return once the API server accepted the objects.")
 	noop := b.scenario(fmt.Sprintf("noop-%d", n), fmt.Sprintf("No-op reconcile, %s objects, one cluster", thousands(n)),
 		"Each sample is one reconcile of objects that are already applied and unchanged.",
-		"`convoy` is `convoy apply` again: the cluster's record shows the same render, so nothing is sent but the record read. `convoy drift check` is what the agent runs on its reconcile schedule: render + policy, then one metadata LIST per kind and namespace, re-applying only what drifted (nothing here).")
+		"`convoy` is `convoy apply` again: the cluster's record shows the same render, so nothing is sent but the record read. `convoy drift check` is a process doing what the agent does on its reconcile schedule, from scratch: render + policy, then one metadata LIST per kind (across namespaces), re-applying only what drifted (nothing here). `convoy agent reconcile` is the reconcile half of that same process, timed by itself: the agent keeps the plan of the revision it rolled out, so on its schedule it pays only this (rollout.Runner.Reconcile); its requests are the drift check's, since planning sends none.")
 	noop.Unit = "reconcile"
 	p, err := startPlanes(b.work, "c1")
 	if err != nil {
@@ -181,6 +181,12 @@ func (b *bench) coldAndNoop(ctx context.Context, n, reconciles int) error {
 						return fmt.Errorf("%s: %s: %w", noop.ID, nt, err)
 					}
 					noop.add(nt, s)
+					if d := s.Phases["reconcile"]; nt == toolConvoyDrift && d > 0 {
+						// What the agent pays: it keeps the plan of the
+						// revision it rolled out, and every request is
+						// the reconcile's (planning sends none).
+						noop.add(toolAgentReconcile, Sample{Wall: d, Requests: s.Requests})
+					}
 				}
 				b.logf("  %-48s no-op: %s", nt, brief(noop.rowOf(nt).Samples[len(noop.rowOf(nt).Samples)-1]))
 			}
@@ -237,7 +243,7 @@ func (b *bench) smallChange(ctx context.Context, n int) error {
 			if err := in.repo.setObjects(in.spec, objs); err != nil {
 				return err
 			}
-			if err := in.repo.commit("small change"); err != nil {
+			if err := in.repo.commit(commitMessage("small change")); err != nil {
 				return err
 			}
 			pl := b.applyPipelines(tool, in, false, true)

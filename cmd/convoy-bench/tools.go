@@ -16,6 +16,7 @@ import (
 const (
 	toolConvoy          = "convoy"
 	toolConvoyDrift     = "convoy drift check"
+	toolAgentReconcile  = "convoy agent reconcile (in-process phase)"
 	toolKubectl         = "kustomize build | kubectl apply --server-side"
 	toolFluxDefault     = "Flux ssa (QPS 50, burst 300)"
 	toolFluxUnthrottled = "Flux ssa (unthrottled)"

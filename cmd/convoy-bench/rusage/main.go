@@ -2,7 +2,8 @@
 //
 //	rusage BIN ARGS… 3>usage.json
 //
-// BIN gets rusage's stdin, stdout and stderr; when it exits, rusage writes
+// BIN gets rusage's stdin, stdout and stderr, and the SIGTERM and SIGINT
+// rusage receives; when it exits, rusage writes
 // {"cpu_ns": user+system, "max_rss_kib": peak RSS} of BIN (its own waited-for
 // children included) as JSON to file descriptor 3 and exits with BIN's code.
 //
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"syscall"
 	"time"
 )
@@ -35,7 +37,20 @@ func main() {
 func run(bin string, args []string) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
+	// SIGTERM and SIGINT are passed on: a long-running BIN (the agent) is
+	// stopped through this wrapper and still reports its usage.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "rusage:", err)
+		return 127
+	}
+	go func() {
+		for sig := range sigs {
+			_ = cmd.Process.Signal(sig)
+		}
+	}()
+	err := cmd.Wait()
 	var u struct {
 		CPU    time.Duration `json:"cpu_ns"`
 		MaxRSS int64         `json:"max_rss_kib"`
