@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -60,11 +61,26 @@ func BenchmarkEvaluate5000DistinctRequests(b *testing.B) {
 	benchmarkEvaluate(b, objs)
 }
 
-func benchmarkEvaluate(b *testing.B, objs []*unstructured.Unstructured) {
-	e, err := policy.New(policy.Options{})
+// BenchmarkParseInput5000 is `convoy policy eval`'s reading of an input
+// document of 5,000 objects.
+func BenchmarkParseInput5000(b *testing.B) {
+	in := benchInput(b, objects5000())
+	raw, err := json.Marshal(in)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := policy.ParseInput("input.json", raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchInput is the input of a normal change to a cluster of testFleet with
+// room for the objects.
+func benchInput(b *testing.B, objs []*unstructured.Unstructured) *policy.Input {
 	f := testFleet(b)
 	ch := &change.Change{Revision: "abc", Category: change.Normal,
 		PullRequest: &change.PullRequest{Number: 1, Author: "alice", Body: "## Rollback\nrevert\n"},
@@ -75,12 +91,30 @@ func benchmarkEvaluate(b *testing.B, objs []*unstructured.Unstructured) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return in
+}
+
+func benchmarkEvaluate(b *testing.B, objs []*unstructured.Unstructured) {
+	e, err := policy.New(policy.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := benchInput(b, objs)
 	b.Run("Evaluate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			d := e.Evaluate(context.Background(), in)
 			if d.Verdict != policy.Allow {
 				b.Fatalf("verdict = %s: %v", d.Verdict, d.Deny)
+			}
+		}
+	})
+	// The conversion alone: Evaluate's share that is not the policies'.
+	b.Run("Value", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := in.Value(); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

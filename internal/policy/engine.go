@@ -312,13 +312,14 @@ func loadModules(dirs []string, withTests bool) (map[string]*ast.Module, error) 
 }
 
 // Evaluate evaluates every policy for in. It never fails: whatever goes
-// wrong is a deny.
+// wrong is a deny. It reads what the quota policy's object index needs
+// while converting the objects, so that the index only groups them.
 func (e *Engine) Evaluate(ctx context.Context, in *Input) Decision {
-	v, err := in.Value()
+	v, idx, err := in.value(true)
 	if err != nil {
 		return decide(Decision{Deny: []Message{{Msg: fmt.Sprintf("policy input: %v", err)}}})
 	}
-	return e.EvaluateValue(ctx, v)
+	return e.EvaluateValue(context.WithValue(ctx, objectIndexKey{}, idx), v)
 }
 
 // EvaluateValue evaluates every policy for an input document already

@@ -203,84 +203,39 @@ func nonNil(s []string) []string {
 
 // Value converts the input to a Rego value once, for EvaluateValue. The
 // objects are converted directly, not through JSON, which is slow for large
-// renders.
+// renders. The value must not be modified: its parts are shared.
 func (in *Input) Value() (ast.Value, error) {
+	v, _, err := in.value(false)
+	return v, err
+}
+
+// value is Value; with index set it also returns the quota index of the
+// objects, read while converting them.
+func (in *Input) value(index bool) (ast.Value, *objectIndex, error) {
 	head := *in
 	head.Objects = nil
 	b, err := json.Marshal(head)
 	if err != nil {
-		return nil, fmt.Errorf("policy input: %w", err)
+		return nil, nil, fmt.Errorf("policy input: %w", err)
 	}
 	var doc map[string]any
 	if err := util.UnmarshalJSON(b, &doc); err != nil {
-		return nil, fmt.Errorf("policy input: %w", err)
+		return nil, nil, fmt.Errorf("policy input: %w", err)
 	}
 	v, err := ast.InterfaceToValue(doc)
 	if err != nil {
-		return nil, fmt.Errorf("policy input: %w", err)
+		return nil, nil, fmt.Errorf("policy input: %w", err)
 	}
-	c := converter{strings: map[string]ast.Value{}}
-	objects := make([]*ast.Term, len(in.Objects))
-	for i, o := range in.Objects {
-		ov, err := c.value(o)
-		if err != nil {
-			return nil, fmt.Errorf("policy input objects: %w", err)
-		}
-		objects[i] = ast.NewTerm(ov)
+	objects, idx, err := convertObjects(in.Objects, index)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy input objects: %w", err)
 	}
-	v.(ast.Object).Insert(ast.StringTerm("objects"), ast.ArrayTerm(objects...))
-	return v, nil
-}
-
-// converter converts rendered objects to Rego values as ast.InterfaceToValue
-// does, with fewer allocations: one block of terms per map or slice, and
-// one value per distinct string, which renders repeat a lot.
-type converter struct {
-	strings map[string]ast.Value
-}
-
-func (c *converter) value(x any) (ast.Value, error) {
-	switch x := x.(type) {
-	case string:
-		return c.string(x), nil
-	case map[string]any:
-		terms := make([]ast.Term, 2*len(x))
-		kvs := make([][2]*ast.Term, len(x))
-		i := 0
-		for k, v := range x {
-			val, err := c.value(v)
-			if err != nil {
-				return nil, err
-			}
-			terms[2*i].Value, terms[2*i+1].Value = c.string(k), val
-			kvs[i] = [2]*ast.Term{&terms[2*i], &terms[2*i+1]}
-			i++
-		}
-		return ast.NewObject(kvs...), nil
-	case []any:
-		terms := make([]ast.Term, len(x))
-		ptrs := make([]*ast.Term, len(x))
-		for i, e := range x {
-			val, err := c.value(e)
-			if err != nil {
-				return nil, err
-			}
-			terms[i].Value = val
-			ptrs[i] = &terms[i]
-		}
-		return ast.NewArray(ptrs...), nil
-	default:
-		return ast.InterfaceToValue(x)
+	arr := ast.NewArray(objects...)
+	if idx != nil {
+		idx.objects = arr
 	}
-}
-
-func (c *converter) string(s string) ast.Value {
-	v, ok := c.strings[s]
-	if !ok {
-		v = ast.String(s)
-		c.strings[s] = v
-	}
-	return v
+	v.(ast.Object).Insert(ast.StringTerm("objects"), ast.NewTerm(arr))
+	return v, idx, nil
 }
 
 // InputError is an input document that is not valid JSON or lacks fields
@@ -323,6 +278,15 @@ var requiredFields = []struct {
 // (file names it in errors) and checks the fields the built-in policies rely
 // on, because a missing one would silently let a change through.
 func ParseInput(file string, data []byte) (ast.Value, error) {
+	if v, ok := decodeInput(data); ok {
+		return v, nil
+	}
+	return parseInput(file, data)
+}
+
+// parseInput is ParseInput the slow way, through encoding/json, which
+// describes what is wrong with a document.
+func parseInput(file string, data []byte) (ast.Value, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var doc any
@@ -353,7 +317,7 @@ func ParseInput(file string, data []byte) (ast.Value, error) {
 	if len(problems) > 0 {
 		return nil, &InputError{File: file, Problems: problems}
 	}
-	v, err := ast.InterfaceToValue(doc)
+	v, err := convertDocument(root)
 	if err != nil {
 		return nil, &InputError{File: file, Problems: []string{err.Error()}}
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -20,8 +21,13 @@ const quotaIndexBuiltin = "convoy.quota_index"
 var quotaIndexFunction = rego.Function1(&rego.Function{
 	Name: quotaIndexBuiltin,
 	Decl: types.NewFunction(types.Args(types.A), types.A),
-}, func(_ rego.BuiltinContext, objects *ast.Term) (*ast.Term, error) {
-	v := quotaIndex(objects.Value)
+}, func(bctx rego.BuiltinContext, objects *ast.Term) (*ast.Term, error) {
+	var v ast.Value
+	if x, ok := bctx.Context.Value(objectIndexKey{}).(*objectIndex); ok && objects.Value == ast.Value(x.objects) {
+		v = x.value() // the very list Evaluate read while converting it
+	} else {
+		v = quotaIndex(objects.Value)
+	}
 	if v == nil {
 		return nil, nil // undefined: the policy falls back to its Rego index
 	}
@@ -63,60 +69,149 @@ func quotaIndex(v ast.Value) ast.Value {
 	if !ok {
 		return nil
 	}
-	var groups []*shapeGroup
-	byHash := map[int][]*shapeGroup{}
-	var quotas []*ast.Term
-	var key shapeKey // reused: a shape is built only for the first pod of a group
+	var r entryReader
+	var g indexGrouper
 	for i := range objects.Len() {
-		obj, ok := objects.Elem(i).Value.(ast.Object)
-		if !ok {
+		e := r.read(objects.Elem(i).Value)
+		if !g.add(i, &e) {
 			return nil
 		}
-		apiVersion, ok1 := stringField(obj, keyAPIVersion)
-		kind, ok2 := stringField(obj, keyKind)
-		if !ok1 || !ok2 {
-			return nil
-		}
-		if apiVersion == "v1" && kind == "ResourceQuota" {
-			quotas = append(quotas, ast.InternedTerm(i))
-			continue
-		}
-		spec, pods, isWorkload, ok := workload(obj, apiVersion, kind)
-		if !ok {
-			return nil
-		}
-		if !isWorkload {
-			continue
-		}
-		if !key.read(spec) {
-			return nil
-		}
-		member := ast.ArrayTerm(ast.InternedTerm(i), ast.InternedTerm(pods))
-		h := key.hash()
-		var group *shapeGroup
-		for _, g := range byHash[h] {
-			if g.key.equal(&key) {
-				group = g
-				break
+		r.arena = r.arena[:0] // the grouper keeps copies of the shapes it keeps
+	}
+	return g.value()
+}
+
+// objectIndex is what quotaIndex reads of each object of a list, read once
+// while the list is built (convertObjects), so that quotaIndex of that list
+// only groups: value() equals quotaIndex of the list.
+type objectIndex struct {
+	objects *ast.Array   // the list, which must not change after it was read
+	entries []indexEntry // one per object, in order
+
+	once  sync.Once
+	index ast.Value // nil when quotaIndex gives up
+}
+
+// value is quotaIndex(x.objects).
+func (x *objectIndex) value() ast.Value {
+	x.once.Do(func() {
+		var g indexGrouper
+		for i := range x.entries {
+			if !g.add(i, &x.entries[i]) {
+				return
 			}
 		}
-		if group == nil {
-			group = &shapeGroup{key: key.clone()}
-			byHash[h] = append(byHash[h], group)
-			groups = append(groups, group)
-		}
-		group.members = append(group.members, member)
-		if group.pods, ok = addInt(group.pods, pods); !ok {
-			return nil
+		x.index = g.value()
+	})
+	return x.index
+}
+
+// objectIndexKey is the context key of the *objectIndex of an evaluation's
+// input objects.
+type objectIndexKey struct{}
+
+// entryClass says what an object is to the quota index.
+type entryClass uint8
+
+const (
+	entryOther    entryClass = iota // runs no pods
+	entryQuota                      // a v1 ResourceQuota
+	entryWorkload                   // runs pods: key, hash and pods are set
+	entryUnusual                    // not read as the Rego function would: give up
+)
+
+// indexEntry is what the quota index reads of one object.
+type indexEntry struct {
+	class entryClass
+	key   shapeKey
+	hash  int // key.hash()
+	pods  int
+}
+
+// entryReader reads index entries; the containers of their shapes are cut
+// from its arena.
+type entryReader struct {
+	arena []containerKey
+}
+
+// read reads the index entry of obj.
+func (r *entryReader) read(v ast.Value) indexEntry {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return indexEntry{class: entryUnusual}
+	}
+	apiVersion, ok1 := stringField(obj, keyAPIVersion)
+	kind, ok2 := stringField(obj, keyKind)
+	if !ok1 || !ok2 {
+		return indexEntry{class: entryUnusual}
+	}
+	if apiVersion == "v1" && kind == "ResourceQuota" {
+		return indexEntry{class: entryQuota}
+	}
+	spec, pods, isWorkload, ok := workload(obj, apiVersion, kind)
+	if !ok {
+		return indexEntry{class: entryUnusual}
+	}
+	if !isWorkload {
+		return indexEntry{class: entryOther}
+	}
+	e := indexEntry{class: entryWorkload, pods: pods}
+	if !r.readShape(spec, &e.key) {
+		return indexEntry{class: entryUnusual}
+	}
+	e.hash = e.key.hash()
+	return e
+}
+
+// indexGrouper builds the quota index from the entries of the objects, in
+// object order.
+type indexGrouper struct {
+	groups []*shapeGroup
+	byHash map[int][]*shapeGroup
+	quotas []*ast.Term
+}
+
+// add adds the entry of object i; false when the index must give up.
+func (g *indexGrouper) add(i int, e *indexEntry) bool {
+	switch e.class {
+	case entryOther:
+		return true
+	case entryQuota:
+		g.quotas = append(g.quotas, ast.InternedTerm(i))
+		return true
+	case entryUnusual:
+		return false
+	}
+	member := ast.ArrayTerm(ast.InternedTerm(i), ast.InternedTerm(e.pods))
+	var group *shapeGroup
+	for _, gr := range g.byHash[e.hash] {
+		if gr.key.equal(&e.key) {
+			group = gr
+			break
 		}
 	}
-	pods := make([]*ast.Term, len(groups))
-	for n, g := range groups {
-		pods[n] = ast.ArrayTerm(g.key.shape(), ast.ArrayTerm(g.members...), ast.InternedTerm(g.pods))
+	if group == nil {
+		if g.byHash == nil {
+			g.byHash = map[int][]*shapeGroup{}
+		}
+		group = &shapeGroup{key: e.key.clone()}
+		g.byHash[e.hash] = append(g.byHash[e.hash], group)
+		g.groups = append(g.groups, group)
+	}
+	group.members = append(group.members, member)
+	var ok bool
+	group.pods, ok = addInt(group.pods, e.pods)
+	return ok
+}
+
+func (g *indexGrouper) value() ast.Value {
+	pods := make([]*ast.Term, len(g.groups))
+	for n, gr := range g.groups {
+		pods[n] = ast.ArrayTerm(gr.key.shape(), ast.ArrayTerm(gr.members...), ast.InternedTerm(gr.pods))
 	}
 	return ast.NewObject(
 		[2]*ast.Term{keyPods, ast.ArrayTerm(pods...)},
-		[2]*ast.Term{keyResourceQuotas, ast.ArrayTerm(quotas...)},
+		[2]*ast.Term{keyResourceQuotas, ast.ArrayTerm(g.quotas...)},
 	)
 }
 
@@ -148,11 +243,15 @@ type shapeKey struct {
 	overhead          *ast.Term // an object
 }
 
-// read sets k to the shape of spec; false when a container is not an object.
-func (k *shapeKey) read(spec ast.Object) bool {
+// readShape sets k to the shape of spec, its containers cut from the
+// arena; false when a container is not an object.
+func (r *entryReader) readShape(spec ast.Object, k *shapeKey) bool {
+	start := len(r.arena)
 	var ok1, ok2 bool
-	k.containers, ok1 = readContainers(spec, keyContainers, k.containers[:0])
-	k.inits, ok2 = readContainers(spec, keyInitContainers, k.inits[:0])
+	r.arena, ok1 = readContainers(spec, keyContainers, r.arena)
+	mid := len(r.arena)
+	r.arena, ok2 = readContainers(spec, keyInitContainers, r.arena)
+	k.containers, k.inits = r.arena[start:mid:mid], r.arena[mid:len(r.arena):len(r.arena)]
 	k.overhead = emptyObjectTerm
 	if t := spec.Get(keyOverhead); t != nil {
 		if _, ok := t.Value.(ast.Object); ok {
