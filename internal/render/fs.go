@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
@@ -24,10 +26,11 @@ var errReadOnly = errors.New("the config repository is read-only during a render
 // refuses any path that is, or resolves through symbolic links to, a path
 // outside the root; it refuses files larger than MaxFileSize; it refuses
 // kustomization files that name remote bases or files; and it is read-only.
-// It records the files it has read, so that errors can name sources.
+// It records the files one build has read and what it refused, so that
+// errors can name sources. It observes the disk through a repoCache, which
+// the builds of one render share.
 type repoFS struct {
-	disk filesys.FileSystem
-	root string // absolute, symlinks resolved
+	*repoCache
 
 	mu      sync.Mutex
 	read    []string // repo-relative paths of files read, in order
@@ -36,8 +39,42 @@ type repoFS struct {
 
 var _ filesys.FileSystem = (*repoFS)(nil)
 
-// newRepoFS returns a file system confined to dir.
-func newRepoFS(dir string) (*repoFS, error) {
+// repoCache remembers what the disk answered during one render (one call of
+// Renderer.Cluster or Renderer.All): symbolic link resolutions, file
+// information, file contents and the checks of kustomization files.
+// Clusters that share bases read each file and resolve each path once, and
+// every build of the render sees the same repository even if it changes
+// meanwhile. A cache lives no longer than its render, so a later render,
+// of another revision, sees that revision.
+type repoCache struct {
+	disk filesys.FileSystem
+	root string // absolute, symlinks resolved
+
+	mu       sync.Mutex
+	resolved map[string]resolution // absolute path → symlink-free path
+	stats    map[string]statResult // resolved path → os.Stat
+	lstats   map[string]error      // resolved path → os.Lstat's error
+	files    map[string]fileResult // resolved path → contents
+	checked  map[string]error      // resolved path → checkContent
+}
+
+type resolution struct {
+	path string
+	err  error
+}
+
+type statResult struct {
+	fi  os.FileInfo
+	err error
+}
+
+type fileResult struct {
+	b   []byte
+	err error
+}
+
+// newRepoCache returns an empty cache of the repository dir.
+func newRepoCache(dir string) (*repoCache, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: %w", dir, err)
@@ -51,7 +88,104 @@ func newRepoFS(dir string) (*repoFS, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("repository %s: not a directory", dir)
 	}
-	return &repoFS{disk: filesys.MakeFsOnDisk(), root: root}, nil
+	return &repoCache{
+		disk: filesys.MakeFsOnDisk(), root: root,
+		resolved: map[string]resolution{}, stats: map[string]statResult{}, lstats: map[string]error{},
+		files: map[string]fileResult{}, checked: map[string]error{},
+	}, nil
+}
+
+// newRepoFS returns a file system confined to dir, for one build.
+func newRepoFS(dir string) (*repoFS, error) {
+	c, err := newRepoCache(dir)
+	if err != nil {
+		return nil, err
+	}
+	return c.fs(), nil
+}
+
+// fs returns a file system for one build that observes the disk through c.
+func (c *repoCache) fs() *repoFS { return &repoFS{repoCache: c} }
+
+// resolve is the cached resolve of an absolute path.
+func (c *repoCache) resolve(abs string) (string, error) {
+	c.mu.Lock()
+	r, ok := c.resolved[abs]
+	c.mu.Unlock()
+	if !ok {
+		r.path, r.err = resolve(abs)
+		c.mu.Lock()
+		c.resolved[abs] = r
+		c.mu.Unlock()
+	}
+	return r.path, r.err
+}
+
+// stat is the cached os.Stat of a resolved path.
+func (c *repoCache) stat(resolved string) (os.FileInfo, error) {
+	c.mu.Lock()
+	r, ok := c.stats[resolved]
+	c.mu.Unlock()
+	if !ok {
+		r.fi, r.err = os.Stat(resolved)
+		c.mu.Lock()
+		c.stats[resolved] = r
+		c.mu.Unlock()
+	}
+	return r.fi, r.err
+}
+
+// lstat is the cached error of os.Lstat of a resolved path.
+func (c *repoCache) lstat(resolved string) error {
+	c.mu.Lock()
+	err, ok := c.lstats[resolved]
+	c.mu.Unlock()
+	if !ok {
+		_, err = os.Lstat(resolved)
+		c.mu.Lock()
+		c.lstats[resolved] = err
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// readFile is the cached contents of a resolved path; each caller gets its
+// own copy.
+func (c *repoCache) readFile(resolved string) ([]byte, error) {
+	c.mu.Lock()
+	r, ok := c.files[resolved]
+	c.mu.Unlock()
+	if !ok {
+		r.b, r.err = c.disk.ReadFile(resolved)
+		c.mu.Lock()
+		c.files[resolved] = r
+		c.mu.Unlock()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return bytes.Clone(r.b), nil
+}
+
+// checkContent checks the contents b of the file at a resolved path, once
+// per cache: checkKustomization for a kustomization, checkAliases for
+// every file.
+func (c *repoCache) checkContent(resolved, rel string, b []byte) error {
+	c.mu.Lock()
+	err, ok := c.checked[resolved]
+	c.mu.Unlock()
+	if !ok {
+		if isKustomizationFile(resolved) {
+			err = checkKustomization(rel, b)
+		}
+		if err == nil {
+			err = checkAliases(rel, b)
+		}
+		c.mu.Lock()
+		c.checked[resolved] = err
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // outsideError says that a path leaves the repository.
@@ -88,14 +222,14 @@ func (e *outsideError) Error() string {
 }
 
 // within reports whether the absolute, clean path p is the root or below it.
-func (fs *repoFS) within(p string) bool {
-	return p == fs.root || strings.HasPrefix(p, fs.root+string(filepath.Separator))
+func (c *repoCache) within(p string) bool {
+	return p == c.root || strings.HasPrefix(p, c.root+string(filepath.Separator))
 }
 
 // rel returns p relative to the root when p is inside it, else p.
-func (fs *repoFS) rel(p string) string {
-	if fs.within(p) {
-		if r, err := filepath.Rel(fs.root, p); err == nil {
+func (c *repoCache) rel(p string) string {
+	if c.within(p) {
+		if r, err := filepath.Rel(c.root, p); err == nil {
 			return filepath.ToSlash(r)
 		}
 	}
@@ -119,7 +253,7 @@ func (fs *repoFS) check(p string) (string, error) {
 		}
 		return "", &outsideError{path: name}
 	}
-	resolved, err := resolve(abs)
+	resolved, err := fs.resolve(abs)
 	if err != nil {
 		return "", err
 	}
@@ -192,7 +326,11 @@ func (fs *repoFS) Open(p string) (filesys.File, error) {
 // IsDir reports whether p is a directory inside the repository.
 func (fs *repoFS) IsDir(p string) bool {
 	r, err := fs.check(p)
-	return err == nil && fs.disk.IsDir(r)
+	if err != nil {
+		return false
+	}
+	fi, err := fs.stat(r)
+	return err == nil && fi.IsDir()
 }
 
 // ReadDir lists a directory of the repository.
@@ -210,8 +348,17 @@ func (fs *repoFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	if _, err := os.Lstat(r); err != nil {
+	if err := fs.lstat(r); err != nil {
 		return "", "", fmt.Errorf("%s: %w", fs.rel(r), os.ErrNotExist)
+	}
+	// r is absolute and free of symbolic links, so the disk's own
+	// CleanedAbs would only confirm, with more system calls, what the
+	// cache knows; a dangling link is left to it.
+	if fi, err := fs.stat(r); err == nil {
+		if fi.IsDir() {
+			return filesys.ConfirmedDir(r), "", nil
+		}
+		return filesys.ConfirmedDir(filepath.Dir(r)), filepath.Base(r), nil
 	}
 	return fs.disk.CleanedAbs(r)
 }
@@ -219,7 +366,11 @@ func (fs *repoFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
 // Exists reports whether p exists inside the repository.
 func (fs *repoFS) Exists(p string) bool {
 	r, err := fs.check(p)
-	return err == nil && fs.disk.Exists(r)
+	if err != nil {
+		return false
+	}
+	_, err = fs.stat(r)
+	return err == nil
 }
 
 // Glob returns the repository's files matching pattern.
@@ -246,18 +397,19 @@ func (fs *repoFS) ReadFile(p string) ([]byte, error) {
 	if err := fs.checkSize(r); err != nil {
 		return nil, err
 	}
-	b, err := fs.disk.ReadFile(r)
+	b, err := fs.readFile(r)
 	if err != nil {
 		return nil, err
+	}
+	if len(b) > MaxFileSize { // it grew since the check
+		return nil, fs.refuse(tooLarge(fs.rel(r), int64(len(b))))
 	}
 	rel := fs.rel(r)
 	fs.mu.Lock()
 	fs.read = append(fs.read, rel)
 	fs.mu.Unlock()
-	if isKustomizationFile(r) {
-		if err := checkKustomization(rel, b); err != nil {
-			return nil, fs.refuse(err)
-		}
+	if err := fs.checkContent(r, rel, b); err != nil {
+		return nil, fs.refuse(err)
 	}
 	return b, nil
 }
@@ -287,14 +439,19 @@ func (fs *repoFS) filesRead() []string {
 
 // checkSize refuses files larger than MaxFileSize.
 func (fs *repoFS) checkSize(resolved string) error {
-	fi, err := os.Stat(resolved)
+	fi, err := fs.stat(resolved)
 	if err != nil {
 		return nil // the operation itself reports it
 	}
 	if fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
-		return fs.refuse(fmt.Errorf("file %q is %d bytes, larger than the %d MiB limit", fs.rel(resolved), fi.Size(), MaxFileSize>>20))
+		return fs.refuse(tooLarge(fs.rel(resolved), fi.Size()))
 	}
 	return nil
+}
+
+// tooLarge says that a file is larger than MaxFileSize.
+func tooLarge(rel string, size int64) error {
+	return fmt.Errorf("file %q is %d bytes, larger than the %d MiB limit", rel, size, MaxFileSize>>20)
 }
 
 // isKustomizationFile reports whether p is named like a kustomization.
@@ -373,6 +530,30 @@ func checkKustomization(name string, b []byte) error {
 		errs = append(errs, fmt.Errorf("%s: helmCharts: Helm chart inflation is not supported; render the chart into the repository", name))
 	}
 	return errors.Join(errs...)
+}
+
+// checkAliases refuses a YAML file with an anchor whose value contains an
+// alias of itself, or whose aliases expand excessively. kyaml expands every
+// alias when it loads a resource: a recursive one overflows the stack, a
+// fatal error that no recover catches, and nested ones grow exponentially.
+// yaml.v3 detects both when it decodes; other errors are left to
+// kustomize, whose message names the problem.
+func checkAliases(name string, b []byte) error {
+	if !bytes.ContainsRune(b, '&') || !bytes.ContainsRune(b, '*') {
+		return nil // no anchor or no alias
+	}
+	d := yamlv3.NewDecoder(bytes.NewReader(b))
+	for {
+		var v any
+		err := d.Decode(&v)
+		if err == nil {
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "contains itself") || strings.Contains(msg, "excessive aliasing") {
+			return fmt.Errorf("%s: %s", name, strings.TrimPrefix(msg, "yaml: "))
+		}
+		return nil
+	}
 }
 
 // scpUser matches the "user@" of an scp-style git address.

@@ -1,10 +1,11 @@
 package render
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"sort"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -66,13 +67,24 @@ func kindRank(kind string) int {
 
 // sortObjects orders objects by kind rank, then by ID.
 func sortObjects(objs []*unstructured.Unstructured) {
-	sort.SliceStable(objs, func(i, j int) bool {
-		ri, rj := kindRank(objs[i].GetKind()), kindRank(objs[j].GetKind())
-		if ri != rj {
-			return ri < rj
+	type keyed struct {
+		rank int
+		id   string
+		u    *unstructured.Unstructured
+	}
+	keys := make([]keyed, len(objs))
+	for i, u := range objs {
+		keys[i] = keyed{kindRank(u.GetKind()), ObjectID(u), u}
+	}
+	slices.SortStableFunc(keys, func(a, b keyed) int {
+		if a.rank != b.rank {
+			return cmp.Compare(a.rank, b.rank)
 		}
-		return strings.Compare(ObjectID(objs[i]), ObjectID(objs[j])) < 0
+		return strings.Compare(a.id, b.id)
 	})
+	for i, k := range keys {
+		objs[i] = k.u
+	}
 }
 
 // hashObjects returns the hex SHA-256 of the objects' canonical JSON (keys

@@ -14,6 +14,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
@@ -44,10 +45,19 @@ func (r *Renderer) Cluster(ctx context.Context, repoDir string, f *fleet.Fleet, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	fsys, err := newRepoFS(repoDir)
+	cache, err := newRepoCache(repoDir)
 	if err != nil {
 		return nil, err
 	}
+	return r.cluster(ctx, cache, c)
+}
+
+// cluster renders cluster c of the repository that cache reads.
+func (r *Renderer) cluster(ctx context.Context, cache *repoCache, c *fleet.Cluster) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fsys := cache.fs()
 	dir := path.Clean(filepath.ToSlash(c.Path))
 	if dir == "" || path.IsAbs(dir) || dir == ".." || strings.HasPrefix(dir, "../") {
 		return nil, fmt.Errorf("path %q is outside the repository", c.Path)
@@ -83,6 +93,8 @@ func (r *Renderer) All(ctx context.Context, repoDir string, f *fleet.Fleet, name
 	}
 	results := make([]*Result, len(names))
 	errs := make([]error, len(names))
+	// One cache for every cluster: they share bases.
+	cache, cacheErr := newRepoCache(repoDir)
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for i, name := range names {
@@ -96,7 +108,14 @@ func (r *Renderer) All(ctx context.Context, repoDir string, f *fleet.Fleet, name
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			res, err := r.Cluster(ctx, repoDir, f, c)
+			var res *Result
+			err := ctx.Err()
+			if err == nil {
+				err = cacheErr
+			}
+			if err == nil {
+				res, err = r.cluster(ctx, cache, c)
+			}
 			if err != nil {
 				errs[i] = prefixLines("render "+name+": ", err)
 				return
@@ -130,14 +149,31 @@ type prefixedError struct {
 func (e *prefixedError) Error() string { return e.msg }
 func (e *prefixedError) Unwrap() error { return e.err }
 
-// build runs kustomize on dir. kustomize panics on some malformed input; a
-// panic becomes an error.
+// build runs kustomize on dir and returns the objects it built. kustomize
+// panics on some malformed input; a panic becomes an error.
 func build(fsys *repoFS, dir string) (objs []*unstructured.Unstructured, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			objs, err = nil, fmt.Errorf("kustomize build %s failed: %v", fsys.rel(dir), p)
 		}
 	}()
+	m, err := kustomize(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	objs = make([]*unstructured.Unstructured, 0, m.Size())
+	for _, res := range m.Resources() {
+		u, err := toUnstructured(res)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, u)
+	}
+	return objs, nil
+}
+
+// kustomize runs krusty on dir.
+func kustomize(fsys *repoFS, dir string) (resmap.ResMap, error) {
 	opts := krusty.MakeDefaultOptions()
 	opts.PluginConfig = types.DisabledPluginConfig()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
@@ -147,20 +183,7 @@ func build(fsys *repoFS, dir string) (objs []*unstructured.Unstructured, err err
 	if err != nil {
 		return nil, explain(fsys, dir, err)
 	}
-	for _, res := range m.Resources() {
-		// A JSON round trip gives the value types unstructured expects
-		// (int64, float64), which kyaml's own maps do not.
-		b, err := res.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", res.CurId(), err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			return nil, fmt.Errorf("%s: %w", res.CurId(), err)
-		}
-		objs = append(objs, u)
-	}
-	return objs, nil
+	return m, nil
 }
 
 // goObjectDump matches the Go struct dump kustomize appends to "missing
@@ -211,7 +234,7 @@ func definingFiles(fsys *repoFS, kind, name string) []string {
 			continue
 		}
 		seen[f] = true
-		b, err := fsys.disk.ReadFile(filepath.Join(fsys.root, filepath.FromSlash(f)))
+		b, err := fsys.readFile(filepath.Join(fsys.root, filepath.FromSlash(f)))
 		if err != nil {
 			continue
 		}
@@ -254,9 +277,13 @@ func finish(objs []*unstructured.Unstructured, vars map[string]string, locate fu
 	out := objs[:0]
 	for i, u := range objs {
 		before := ObjectID(u)
-		if se := substituteObject(before, u.Object, vars); len(se) > 0 {
-			errs = append(errs, se...)
-			continue
+		// Most objects have no variable: they skip the walk in field
+		// order that error messages need.
+		if hasVariable(u.Object) {
+			if se := substituteObject(before, u.Object, vars); len(se) > 0 {
+				errs = append(errs, se...)
+				continue
+			}
 		}
 		var missing []string
 		if u.GetAPIVersion() == "" {

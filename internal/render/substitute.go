@@ -63,6 +63,28 @@ func substituteObject(id string, obj map[string]any, vars map[string]string) []e
 	return errs
 }
 
+// hasVariable reports whether a string value under v contains "${", that
+// is, whether substituteObject has anything to do.
+func hasVariable(v any) bool {
+	switch t := v.(type) {
+	case string:
+		return strings.Contains(t, "${")
+	case map[string]any:
+		for _, e := range t {
+			if hasVariable(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if hasVariable(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // walkStrings calls fn on every string value under v, in key order, and
 // stores fn's result when it reports a change.
 func walkStrings(v any, path string, fn func(field, s string) (string, bool)) {
