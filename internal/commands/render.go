@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/spf13/cobra"
@@ -142,21 +144,54 @@ func objectMaps(objs []*unstructured.Unstructured) []map[string]any {
 // renderYAML formats doc as multi-document YAML, each cluster's first
 // document headed by a "# cluster: <name>" comment.
 func renderYAML(doc renderOutput) ([]byte, error) {
+	// Encoding is a third of a large render's time: the objects are
+	// encoded on every core, then written in order.
+	type item struct {
+		cluster string
+		obj     map[string]any
+		y       []byte
+		err     error
+	}
+	var items []*item
+	for _, c := range doc.Clusters {
+		for _, obj := range c.Objects {
+			items = append(items, &item{cluster: c.Name, obj: obj})
+		}
+	}
+	next := make(chan *item)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range next {
+				it.y, it.err = yaml.Marshal(it.obj)
+			}
+		}()
+	}
+	for _, it := range items {
+		next <- it
+	}
+	close(next)
+	wg.Wait()
+
 	var b bytes.Buffer
+	k := 0
 	for _, c := range doc.Clusters {
 		if len(c.Objects) == 0 {
 			fmt.Fprintf(&b, "---\n# cluster: %s\n", c.Name)
 		}
-		for i, obj := range c.Objects {
+		for i := range c.Objects {
+			it := items[k]
+			k++
+			if it.err != nil {
+				return nil, fmt.Errorf("cluster %s: %w", c.Name, it.err)
+			}
 			b.WriteString("---\n")
 			if i == 0 {
 				fmt.Fprintf(&b, "# cluster: %s\n", c.Name)
 			}
-			y, err := yaml.Marshal(obj)
-			if err != nil {
-				return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
-			}
-			b.Write(y)
+			b.Write(it.y)
 		}
 	}
 	return b.Bytes(), nil
