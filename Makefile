@@ -26,8 +26,8 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/convoy with version stamps
-	go build -ldflags "$(LDFLAGS)" -o $(BIN)/convoy ./cmd/convoy
+build: ## Build bin/convoy with version stamps, as the image does (static, stripped)
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/convoy ./cmd/convoy
 
 .PHONY: tools
 tools: $(TOOLS_STAMP) ## Build the test binaries (kube-apiserver, etcd, kubectl, controller-manager, scheduler, kwok) into bin/

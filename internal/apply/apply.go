@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -136,7 +137,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	// The health wait covers what was sent; the objects not sent were
 	// healthy when the record was written, and polling them would cost a
 	// LIST per kind and namespace every interval.
-	sent := cs.ToObjMetadataSet()
+	sent := withHealth(toApply)
 	for _, o := range same { // in the result, as ssa's unchanged
 		cs.Add(ssa.ChangeSetEntry{ObjMetadata: object.UnstructuredToObjMetadata(o), GroupVersion: o.GroupVersionKind().Version,
 			Subject: ssautils.FmtUnstructured(o), Action: ssa.UnchangedAction})
@@ -172,6 +173,37 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	}
 	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
 	return res, err
+}
+
+// statusless are kinds that kstatus reports Current as soon as they exist
+// (they have no status, conditions or generation to observe): once their
+// apply succeeded they are healthy, and polling them would LIST their full
+// contents (ConfigMaps and Secrets are most of a render's bytes) every
+// interval for nothing. A Service is the same unless it is of type
+// LoadBalancer (kstatus waits for its cluster IP).
+var statusless = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}: true, {Kind: "Secret"}: true, {Kind: "ServiceAccount"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}: true, {Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}: true, {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
+}
+
+// withHealth returns the identities of the objects of objs whose health is
+// worth a poll.
+func withHealth(objs []*unstructured.Unstructured) object.ObjMetadataSet {
+	out := make(object.ObjMetadataSet, 0, len(objs))
+	for _, o := range objs {
+		gk := o.GroupVersionKind().GroupKind()
+		if statusless[gk] {
+			continue
+		}
+		if gk == (schema.GroupKind{Kind: "Service"}) {
+			if t, _, _ := unstructured.NestedString(o.Object, "spec", "type"); t != "LoadBalancer" {
+				continue
+			}
+		}
+		out = append(out, object.UnstructuredToObjMetadata(o))
+	}
+	return out
 }
 
 // quickPoll is how often health is polled during the first second of a

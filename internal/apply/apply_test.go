@@ -280,11 +280,16 @@ func TestApplySendsEachObjectOnce(t *testing.T) {
 	}
 
 	before := requests(t, cl, "configmaps", "widgets")
+	beforeCM := requests(t, cl, "configmaps")
 	res, err := a.Apply(ctx, objects(t, append(cms("1", 50), nsDoc, widgetCRD, widget(3))...), nil, fastOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sent := requests(t, cl, "configmaps", "widgets").Sub(before)
+	// ConfigMaps are healthy once applied: the health wait does not poll them.
+	if cm := requests(t, cl, "configmaps").Sub(beforeCM); cm["LIST"] != 0 || cm["APPLY"] != 50 {
+		t.Errorf("ConfigMaps got %v, want 50 APPLY and no LIST", cm)
+	}
 	// One APPLY per ConfigMap and for the widget, plus the widget's
 	// dry-run (its CRD was new); no GET. The rest is the health wait's
 	// LISTs.
