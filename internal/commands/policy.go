@@ -48,6 +48,20 @@ file and line), 3 hold, 2 bad input.`,
 			if output != "text" && output != "json" {
 				return withCode(ExitError, fmt.Errorf("-o %s: want text or json", output))
 			}
+			data, err := readPolicyData(dataFile)
+			if err != nil {
+				return withCode(ExitError, err)
+			}
+			// The policies compile while the input is read and parsed.
+			type compiled struct {
+				engine *policy.Engine
+				err    error
+			}
+			compiling := make(chan compiled, 1)
+			go func() {
+				e, err := policy.New(policy.Options{Dirs: dirs, Data: data})
+				compiling <- compiled{e, err}
+			}()
 			raw, err := os.ReadFile(inputFile)
 			if err != nil {
 				return withCode(ExitError, fmt.Errorf("read input: %w", err))
@@ -56,12 +70,9 @@ file and line), 3 hold, 2 bad input.`,
 			if err != nil {
 				return withCode(ExitError, err)
 			}
-			data, err := readPolicyData(dataFile)
-			if err != nil {
-				return withCode(ExitError, err)
-			}
 			var d policy.Decision
-			engine, err := policy.New(policy.Options{Dirs: dirs, Data: data})
+			c := <-compiling
+			engine, err := c.engine, c.err
 			var ce *policy.CompileError
 			switch {
 			case errors.As(err, &ce):
