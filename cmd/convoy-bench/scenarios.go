@@ -136,13 +136,14 @@ func rotate(tools []string, round int) []string {
 	return out
 }
 
-// coldAndNoop measures a cold apply of n objects by each tool, then
-// reconciles no-op reconciles of the unchanged objects by the same tool.
+// coldAndNoop measures a cold apply of n objects by each tool (runsFor(n)
+// runs), and after each tool's first cold apply, `reconciles` no-op
+// reconciles of the unchanged objects by the same tool, each a sample.
 func (b *bench) coldAndNoop(ctx context.Context, n, reconciles int) error {
 	cold := b.scenario(fmt.Sprintf("cold-%d", n), fmt.Sprintf("Cold apply, %s objects, one cluster", thousands(n)),
 		"convoy's time includes rendering, policy, a server-side dry-run of every object before any write, and waiting until every object is healthy (kstatus); the baselines return once the API server accepted the objects.")
 	noop := b.scenario(fmt.Sprintf("noop-%d", n), fmt.Sprintf("No-op reconcile, %s objects, one cluster", thousands(n)),
-		"Each sample is one reconcile of objects that are already applied and unchanged.",
+		"Each sample is one reconcile of objects that are already applied and unchanged: the reconciles follow each tool's first cold apply of the table above.",
 		"`convoy` is `convoy apply` again: the cluster's record shows the same render, so nothing is sent but the record read. `convoy drift check` is a process doing what the agent does on its reconcile schedule, from scratch: render + policy, then one metadata LIST per kind (across namespaces), re-applying only what drifted (nothing here). `convoy agent reconcile` is the reconcile half of that same process, timed by itself: the agent keeps the plan of the revision it rolled out, so on its schedule it pays only this (rollout.Runner.Reconcile); its requests are the drift check's, since planning sends none.")
 	noop.Unit = "reconcile"
 	p, err := startPlanes(b.work, "c1")
@@ -168,6 +169,9 @@ func (b *bench) coldAndNoop(ctx context.Context, n, reconciles int) error {
 			}
 			cold.add(tool, s)
 			b.logf("  %-48s run %d: %s", tool, round+1, brief(s))
+			if round > 0 {
+				continue // the no-op reconciles follow each tool's first apply
+			}
 			noopTools := []string{tool}
 			if tool == toolConvoy {
 				noopTools = append(noopTools, toolConvoyDrift)
