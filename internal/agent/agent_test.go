@@ -247,6 +247,7 @@ func TestAgentRollsOutPushes(t *testing.T) {
 			t.Errorf("cluster %s settings version = %s, want 11", c, v)
 		}
 	}
+	waitRolloutDone(t, a, last)
 	var revisions []string
 	for _, r := range a.Status().Rollouts {
 		revisions = append(revisions, short(r.Revision)+" "+r.Result)
@@ -355,6 +356,7 @@ func TestAgentHoldReleasesItself(t *testing.T) {
 
 	clock.Set(until.Add(time.Second))
 	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr")
+	waitRolloutDone(t, a, rev)
 	st := a.Status()
 	if len(st.Holds) != 0 || st.Rollouts[0].Result != "done" {
 		t.Errorf("after the window: holds %+v, last rollout %+v; want no hold, done", st.Holds, st.Rollouts[0])
@@ -381,11 +383,12 @@ func TestAgentSupersedesAfterTheCurrentWave(t *testing.T) {
 			t.Errorf("cluster %s went from %s to %s, want from %s: the superseded revision reached it", c, short(rec.PreviousRevision), short(rec.Revision), short(rev1))
 		}
 	}
+	waitRolloutDone(t, a, rev3)
 	var got []string
+	want := []string{short(rev3) + " done", short(rev2) + " superseded", short(rev1) + " done"}
 	for _, r := range a.Status().Rollouts {
 		got = append(got, short(r.Revision)+" "+r.Result)
 	}
-	want := []string{short(rev3) + " done", short(rev2) + " superseded", short(rev1) + " done"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rollouts, newest first:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -443,6 +446,16 @@ func TestAgentLeaderElection(t *testing.T) {
 		t.Errorf("agent-b role = %s, want leader", role)
 	}
 	_ = a
+}
+
+// waitRolloutDone waits until the agent's newest rollout is of rev and
+// done: the clusters' records are written before it ends.
+func waitRolloutDone(t *testing.T, a *Agent, rev string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the rollout of "+short(rev)+" to be done", func() bool {
+		rs := a.Status().Rollouts
+		return len(rs) > 0 && rs[0].Revision == rev && rs[0].Result == "done"
+	})
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -362,6 +362,9 @@ func (r *Runner) runWave(ctx context.Context, start time.Time, plan *Plan, w fle
 	err := errors.Join(errs...)
 	if ctx.Err() != nil {
 		// Interrupted: no rollback, the next run resumes from the records.
+		if err == nil {
+			err = ctx.Err()
+		}
 		return fmt.Errorf("wave %s interrupted: %w", w.Name, err)
 	}
 	if err == nil {
