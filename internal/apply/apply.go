@@ -341,7 +341,7 @@ func (a *Applier) dryRunNewKinds(ctx context.Context, defs, rest []*unstructured
 	var crs []*unstructured.Unstructured
 	for _, o := range rest {
 		if gvk := o.GroupVersionKind(); kinds[gvk.Group+"/"+gvk.Kind] {
-			crs = append(crs, o)
+			crs = append(crs, o.DeepCopy()) // o is applied next, as rendered
 		}
 	}
 	return a.dryRunPrepared(ctx, crs, nil, masker)

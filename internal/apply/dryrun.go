@@ -94,7 +94,8 @@ func crdKinds(objs []*unstructured.Unstructured) map[string]bool {
 
 // dryRunPrepared dry-runs each of objs (already prepared), 16 at a time,
 // objects of a namespace in newNS (created by the same apply) in
-// dryRunNamespace. It does not change objs.
+// dryRunNamespace. It overwrites objs with the API server's answers: the
+// caller passes copies it owns.
 func (a *Applier) dryRunPrepared(ctx context.Context, objs []*unstructured.Unstructured, newNS map[string]bool, masker *secretMasker) error {
 	var (
 		mu   sync.Mutex
@@ -104,7 +105,6 @@ func (a *Applier) dryRunPrepared(ctx context.Context, objs []*unstructured.Unstr
 	)
 	for _, o := range objs {
 		id := RefOf(o).String()
-		o = o.DeepCopy()
 		if ns := o.GetNamespace(); ns != "" && newNS[ns] {
 			o.SetNamespace(dryRunNamespace)
 		}
