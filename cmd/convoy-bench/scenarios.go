@@ -143,7 +143,7 @@ func (b *bench) coldAndNoop(ctx context.Context, n, reconciles int) error {
 	cold := b.scenario(fmt.Sprintf("cold-%d", n), fmt.Sprintf("Cold apply, %s objects, one cluster", thousands(n)),
 		"convoy's time includes rendering, policy, a server-side dry-run of every object before any write, and waiting until every object is healthy (kstatus); the baselines return once the API server accepted the objects.")
 	noop := b.scenario(fmt.Sprintf("noop-%d", n), fmt.Sprintf("No-op reconcile, %s objects, one cluster", thousands(n)),
-		"Each sample is one reconcile of objects that are already applied and unchanged: the reconciles follow each tool's first cold apply of the table above.",
+		fmt.Sprintf("Each sample is one reconcile of objects that are already applied and unchanged: %d per tool, right after its first cold apply of the table above.", reconciles),
 		"`convoy` is `convoy apply` again: the cluster's record shows the same render, so nothing is sent but the record read. `convoy drift check` is a process doing what the agent does on its reconcile schedule, from scratch: render + policy, then one metadata LIST per kind (across namespaces), re-applying only what drifted (nothing here). `convoy agent reconcile` is the reconcile half of that same process, timed by itself: the agent keeps the plan of the revision it rolled out, so on its schedule it pays only this (rollout.Runner.Reconcile); its requests are the drift check's, since planning sends none.")
 	noop.Unit = "reconcile"
 	p, err := startPlanes(b.work, "c1")
