@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
@@ -59,7 +58,7 @@ func New(cfg *rest.Config, fleetName, clusterName string) (*Applier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", clusterName, err)
 	}
-	poller := polling.NewStatusPoller(c, mapper, polling.Options{})
+	poller := newStatusPoller(c, mapper)
 	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "convoy.dev"})
 	rm.SetConcurrency(8)
 	return &Applier{Fleet: fleetName, Cluster: clusterName, client: c, rm: rm}, nil
