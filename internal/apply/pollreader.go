@@ -33,8 +33,9 @@ var pollReaderFactory = engine.ClusterReaderFactoryFunc(
 		return clusterreader.NewCachingClusterReader(trimmingReader{r}, m, ids)
 	})
 
-// trimmingReader is a client.Reader whose unstructured results lack what
-// trimForPoll drops.
+// trimmingReader is a client.Reader whose unstructured lists lack what
+// trimForPoll drops. Only List is wrapped: the caching reader fills its
+// cache with LISTs and answers the status readers from that cache.
 //
 // A poll's cache holds every listed object of the polled kinds and
 // namespaces, and the last status of each polled object keeps its object
@@ -45,17 +46,6 @@ var pollReaderFactory = engine.ClusterReaderFactoryFunc(
 // kstatus reads neither.
 type trimmingReader struct {
 	client.Reader
-}
-
-// Get gets the object and trims it.
-func (r trimmingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if err := r.Reader.Get(ctx, key, obj, opts...); err != nil {
-		return err
-	}
-	if u, ok := obj.(*unstructured.Unstructured); ok {
-		trimForPoll(u.Object)
-	}
-	return nil
 }
 
 // List lists the objects and trims each.

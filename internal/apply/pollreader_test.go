@@ -9,9 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
 
 	"github.com/convoy-gitops/convoy/internal/testenv"
@@ -69,16 +67,8 @@ func TestPollReaderTrims(t *testing.T) {
 		t.Fatal("live Deployment has no pod template")
 	}
 
-	hc, err := rest.HTTPClientFor(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(c.Config, hc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := object.UnstructuredToObjMetadata(dep)
-	reader, err := pollReaderFactory.New(c.Client, mapper, object.ObjMetadataSet{id})
+	reader, err := pollReaderFactory.New(c.Client, c.Client.RESTMapper(), object.ObjMetadataSet{id})
 	if err != nil {
 		t.Fatal(err)
 	}
