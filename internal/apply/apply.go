@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -459,10 +458,12 @@ func createdBy(o *unstructured.Unstructured, manager string) bool {
 	return false
 }
 
+// idOfEntry returns the object ID (ObjectRef.String) of a change set
+// entry. ObjMetadata has the group but no version, and the entry's
+// GroupVersion is, despite its name, the object's version alone.
 func idOfEntry(e ssa.ChangeSetEntry) string {
 	m := e.ObjMetadata
-	// ObjMetadata has no version; use the applied object's GroupVersion.
-	return strings.TrimPrefix(e.GroupVersion+"/", "/") + m.GroupKind.Kind + "/" + m.Namespace + "/" + m.Name
+	return ObjectRef{GVK: m.GroupKind.WithVersion(e.GroupVersion), Namespace: m.Namespace, Name: m.Name}.String()
 }
 
 // prune deletes what prevInv holds and objs do not, but only objects that

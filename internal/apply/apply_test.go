@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,8 @@ const (
 	cmB    = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: shop}\ndata: {k: v}\n"
 	cmKeep = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep, namespace: shop, annotations: {convoy.dev/prune: disabled}}\ndata: {k: v}\n"
 	saDoc  = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: shop}\n"
+	// roleDoc is of a named API group, whose ID carries the group.
+	roleDoc = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: web, namespace: shop}\nrules: []\n"
 )
 
 func applier(t *testing.T, c *testenv.Cluster) *apply.Applier {
@@ -74,13 +77,25 @@ func TestApplyPruneAndRecord(t *testing.T) {
 	ctx := context.Background()
 	opts := apply.Options{HealthTimeout: 30 * time.Second, WaitInterval: 200 * time.Millisecond}
 
-	res, err := a.Apply(ctx, objects(t, nsDoc, cmA, cmB, cmKeep, saDoc), nil, opts)
+	res, err := a.Apply(ctx, objects(t, nsDoc, cmA, cmB, cmKeep, saDoc, roleDoc), nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantInv := []string{"v1/ConfigMap/shop/a", "v1/ConfigMap/shop/b", "v1/ConfigMap/shop/keep", "v1/Namespace//shop", "v1/ServiceAccount/shop/web"}
+	wantInv := []string{"rbac.authorization.k8s.io/v1/Role/shop/web", "v1/ConfigMap/shop/a", "v1/ConfigMap/shop/b", "v1/ConfigMap/shop/keep", "v1/Namespace//shop", "v1/ServiceAccount/shop/web"}
 	if diff := cmp.Diff(wantInv, res.Inventory); diff != "" {
 		t.Fatalf("inventory (-want +got):\n%s", diff)
+	}
+	// The result names what was applied by the inventory's IDs.
+	var applied []string
+	for _, ch := range res.Applied {
+		if ch.Action != "created" {
+			t.Errorf("%s: action %s, want created", ch.ID, ch.Action)
+		}
+		applied = append(applied, ch.ID)
+	}
+	sort.Strings(applied)
+	if diff := cmp.Diff(wantInv, applied); diff != "" {
+		t.Errorf("applied (-want +got):\n%s", diff)
 	}
 	live := &unstructured.Unstructured{}
 	live.SetAPIVersion("v1")
@@ -112,12 +127,12 @@ func TestApplyPruneAndRecord(t *testing.T) {
 	}
 	got.Inventory = append(got.Inventory, "v1/ConfigMap/shop/foreign")
 
-	// Revision 2 drops b, keep and the ServiceAccount.
+	// Revision 2 drops b, keep, the ServiceAccount and the Role.
 	res, err = a.Apply(ctx, objects(t, nsDoc, cmA), got, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"v1/ConfigMap/shop/b", "v1/ServiceAccount/shop/web"}, res.Pruned); diff != "" {
+	if diff := cmp.Diff([]string{"rbac.authorization.k8s.io/v1/Role/shop/web", "v1/ConfigMap/shop/b", "v1/ServiceAccount/shop/web"}, res.Pruned); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"v1/ConfigMap/shop/foreign", "v1/ConfigMap/shop/keep"}, res.Kept); diff != "" {
