@@ -215,12 +215,15 @@ const (
 
 // waitHealthy waits until every object of set is healthy (kstatus
 // Current): polled every quickPoll for quickFor, then every interval, for
-// timeout in all. An object that failed (kstatus Failed) ends the wait at
-// once. Each poll costs one LIST per kind and namespace of set.
+// timeout in all. An object that failed (kstatus Failed: a Deployment past
+// its progress deadline, a failed Job, a Stalled condition) ends the wait
+// at the poll that sees it, even while others are still in progress: it
+// will not become healthy by waiting, and the rollback should not wait for
+// the timeout. Each poll costs one LIST per kind and namespace of set.
 func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, interval, timeout time.Duration) error {
 	if quickPoll < interval && quickFor < timeout {
 		start := time.Now()
-		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor})
+		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor, FailFast: true})
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -228,7 +231,7 @@ func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, in
 		// its first poll.
 		timeout -= time.Since(start)
 	}
-	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: interval, Timeout: timeout})
+	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: interval, Timeout: timeout, FailFast: true})
 }
 
 // ObjectHash is a short hash of an object's content as convoy applies it:
