@@ -211,6 +211,9 @@ func TestWebhookLoad(t *testing.T) {
 		}
 	}
 	h.waitRevision(final, 90*time.Second, "staging", "prod", "dr")
+	// The rollout enters the history when it ends, a moment after the last
+	// cluster's record is written.
+	waitRolloutDone(t, a, final)
 
 	// The agent counted every delivery once, by event and answer.
 	got := scrapeDeliveries(t, addr)
