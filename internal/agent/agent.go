@@ -87,6 +87,7 @@ type Agent struct {
 	src       *source.Source
 	srcOpts   source.Options
 	connector *apply.Connector
+	clients   appliers // of the clusters, reused across connects
 	planner   *rollout.Planner
 	webhook   http.Handler
 	rollouts  *server.Queue // pushes to the tracked branch
@@ -756,7 +757,7 @@ func (a *Agent) connect(fleetName string) rollout.ConnectFunc {
 		if a.timeout > 0 {
 			cfg.Timeout = a.timeout
 		}
-		return apply.New(cfg, fleetName, c.Name)
+		return a.clients.get(cfg, fleetName, c.Name)
 	}
 }
 

@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/testenv"
+)
+
+// TestConnectReusesClients: the agent connects to a cluster for every
+// drift reconcile and status refresh. Connects with an unchanged
+// kubeconfig return the same Applier, whose REST mapper already knows the
+// API groups, so a record read after the first sends no discovery
+// request; a kubeconfig that now names another endpoint gets a new
+// Applier. Requests are counted at a proxy in front of a real API server.
+func TestConnectReusesClients(t *testing.T) {
+	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
+	c := cs.Items[0]
+	var (
+		mu        sync.Mutex
+		discovery int
+	)
+	observe := func(r *http.Request) bool { // counts; holds nothing
+		p := r.URL.Path
+		if p == "/api" || p == "/apis" || (strings.HasPrefix(p, "/api") && strings.Count(p, "/") <= 3 && !strings.Contains(p, "namespaces")) {
+			mu.Lock()
+			discovery++
+			mu.Unlock()
+		}
+		return false
+	}
+	p1, p2 := testenv.NewAPIProxy(t, c), testenv.NewAPIProxy(t, c)
+	p1.Hold(observe)
+	p2.Hold(observe)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeKubeconfig := func(server string) {
+		t.Helper()
+		cfg := "apiVersion: v1\nkind: Config\ncurrent-context: edge\n" +
+			"clusters: [{name: edge, cluster: {server: " + server + "}}]\n" +
+			"users: [{name: u, user: {}}]\n" +
+			"contexts: [{name: edge, context: {cluster: edge, user: u}}]\n"
+		if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeKubeconfig(p1.URL())
+
+	a := &Agent{connector: &apply.Connector{KubeconfigFile: kubeconfig}}
+	cluster := &fleet.Cluster{Name: "edge", Kubeconfig: fleet.KubeconfigRef{Context: "edge"}}
+	ctx := context.Background()
+	// read connects and reads the record, as a status refresh does, and
+	// returns the Applier and the discovery requests it cost.
+	read := func() (*apply.Applier, int) {
+		t.Helper()
+		mu.Lock()
+		before := discovery
+		mu.Unlock()
+		ap, err := a.connect("demo")(ctx, cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := apply.ReadRecord(ctx, ap.Client(), "demo"); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return ap, discovery - before
+	}
+
+	first, n := read()
+	if n == 0 {
+		t.Fatal("the first record read sent no discovery request; the proxy does not see them")
+	}
+	for i := range 2 {
+		again, n := read()
+		if again != first {
+			t.Errorf("connect %d with the same kubeconfig built a new Applier", i+2)
+		}
+		if n != 0 {
+			t.Errorf("record read %d sent %d discovery requests, want 0", i+2, n)
+		}
+	}
+
+	writeKubeconfig(p2.URL())
+	moved, n := read()
+	if moved == first {
+		t.Error("connect after the kubeconfig moved to another endpoint reused the old Applier")
+	}
+	if n == 0 {
+		t.Error("the new Applier sent no discovery request: it did not start afresh")
+	}
+}
