@@ -485,6 +485,9 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 		},
 	}
 	out, err := runner.Run(ctx, plan)
+	if err != nil {
+		a.clients.forget()
+	}
 	if out != nil {
 		for _, c := range out.Clusters {
 			if c.Action == rollout.ActionApplied || c.Action == rollout.ActionRolledBack {
@@ -733,6 +736,7 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 	}
 	switch {
 	case err != nil:
+		a.clients.forget()
 		cs.Error = firstLine(err.Error())
 	case rec == nil:
 		cs.Health = "never applied"
@@ -873,6 +877,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 	runner := &rollout.Runner{Fleet: f, Connect: a.connect(f.Name), Agent: "convoy-agent@" + a.identity, Log: a.log, Now: a.clock.Now}
 	out, err := runner.Reconcile(ctx, plan)
 	if err != nil {
+		a.clients.forget()
 		a.log.Error("drift correction", "revision", short(plan.Revision), "error", err)
 	}
 	if out != nil {

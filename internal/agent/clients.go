@@ -18,7 +18,10 @@ import (
 // HTTP clients; the agent connects to every cluster on each drift
 // reconcile and each status refresh, which paid those every time. A
 // changed config (a rotated kubeconfig Secret, a new token) builds a new
-// Applier on the next connect.
+// Applier on the next connect. A rollout, reconcile or record read that
+// fails drops them all (forget): the cached REST mapping of a kind may be
+// what failed (a CRD deleted and created again with another scope), and
+// the retry must start from fresh discovery, as it did before the cache.
 type appliers struct {
 	mu sync.Mutex
 	m  map[string]cachedApplier // by fleet + "/" + cluster
@@ -62,4 +65,11 @@ func configKey(cfg *rest.Config) string {
 	fmt.Fprintf(h, "%+v|%+v|%+v|", cfg.Impersonate, cfg.ExecProvider, cfg.AuthProvider)
 	fmt.Fprintf(h, "%v %v %v %v", cfg.Timeout, cfg.QPS, cfg.Burst, cfg.DisableCompression)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// forget drops every cached Applier; the next connect builds a new one.
+func (as *appliers) forget() {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	clear(as.m)
 }

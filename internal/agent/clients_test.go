@@ -19,7 +19,8 @@ import (
 // kubeconfig return the same Applier, whose REST mapper already knows the
 // API groups, so a record read after the first sends no discovery
 // request; a kubeconfig that now names another endpoint gets a new
-// Applier. Requests are counted at a proxy in front of a real API server.
+// Applier, as does a connect after forget. Requests are counted at a
+// proxy in front of a real API server.
 func TestConnectReusesClients(t *testing.T) {
 	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
 	c := cs.Items[0]
@@ -88,9 +89,16 @@ func TestConnectReusesClients(t *testing.T) {
 		}
 	}
 
+	// After a failed rollout, reconcile or read the agent forgets them.
+	a.clients.forget()
+	fresh, n := read()
+	if fresh == first || n == 0 {
+		t.Errorf("connect after forget: same Applier %v, %d discovery requests; want a new one that discovers", fresh == first, n)
+	}
+
 	writeKubeconfig(p2.URL())
 	moved, n := read()
-	if moved == first {
+	if moved == fresh {
 		t.Error("connect after the kubeconfig moved to another endpoint reused the old Applier")
 	}
 	if n == 0 {
