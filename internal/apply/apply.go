@@ -33,6 +33,15 @@ type Options struct {
 	WaitInterval time.Duration
 	// AllowEmpty lets an empty render prune every object convoy applied.
 	AllowEmpty bool
+	// FailFast ends the health wait at the first poll that sees an object
+	// failed (kstatus Failed: a Deployment past its progress deadline, a
+	// failed Job, a Stalled condition), although others are still in
+	// progress: a forward rollout's failure should start its rollback
+	// without waiting for the timeout. Without it the wait ends early only
+	// when every object is healthy or failed. A rollback leaves it off: a
+	// Deployment rolled back to a ReplicaSet it still has can report the
+	// failed revision's ProgressDeadlineExceeded until its pods progress.
+	FailFast bool
 }
 
 // Applier applies rendered objects to one cluster.
@@ -108,7 +117,8 @@ func (a *Applier) prepare(objs []*unstructured.Unstructured) []*unstructured.Uns
 // dry-run, since the rollout dry-ran them), waits until they are healthy,
 // then prunes what prev's inventory held that objs no longer do. prev may be nil
 // (first apply). On a health failure the objects stay applied and the
-// error names every unhealthy object; nothing is pruned.
+// error names the unhealthy objects (with FailFast, the failed ones);
+// nothing is pruned.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, prev *Record, opts Options) (*Result, error) {
 	var prevInv []string
 	if prev != nil {
@@ -166,7 +176,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		id := RefOf(o).String()
 		res.Fingerprints[id] = prev.Fingerprints[id]
 	}
-	if err := a.waitHealthy(ctx, sent, interval(opts), healthTimeout(opts)); err != nil {
+	if err := a.waitHealthy(ctx, sent, interval(opts), healthTimeout(opts), opts.FailFast); err != nil {
 		return res, &UnhealthyError{Cluster: a.Cluster, Err: masker.wrap(err)}
 	}
 	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
@@ -215,15 +225,13 @@ const (
 
 // waitHealthy waits until every object of set is healthy (kstatus
 // Current): polled every quickPoll for quickFor, then every interval, for
-// timeout in all. An object that failed (kstatus Failed: a Deployment past
-// its progress deadline, a failed Job, a Stalled condition) ends the wait
-// at the poll that sees it, even while others are still in progress: it
-// will not become healthy by waiting, and the rollback should not wait for
-// the timeout. Each poll costs one LIST per kind and namespace of set.
-func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, interval, timeout time.Duration) error {
+// timeout in all. It ends early when every object is healthy or failed
+// (kstatus Failed), and with failFast (Options.FailFast) at the first
+// failed one. Each poll costs one LIST per kind and namespace of set.
+func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, interval, timeout time.Duration, failFast bool) error {
 	if quickPoll < interval && quickFor < timeout {
 		start := time.Now()
-		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor, FailFast: true})
+		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor, FailFast: failFast})
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -231,7 +239,7 @@ func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, in
 		// its first poll.
 		timeout -= time.Since(start)
 	}
-	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: interval, Timeout: timeout, FailFast: true})
+	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: interval, Timeout: timeout, FailFast: failFast})
 }
 
 // ObjectHash is a short hash of an object's content as convoy applies it:
@@ -532,7 +540,8 @@ func healthTimeout(o Options) time.Duration {
 }
 
 // UnhealthyError is returned when applied objects did not become healthy
-// within the health timeout. Its message names each unhealthy object.
+// within the health timeout, or failed. Its message names each object
+// still unhealthy at the timeout, or each failed one.
 type UnhealthyError struct {
 	Cluster string
 	Err     error

@@ -31,17 +31,18 @@ spec:
 }
 
 // TestHealthWaitEndsAtFirstFailure: on a cluster whose deployment
-// controller runs, a Deployment past its progress deadline (kstatus
-// Failed) ends the health wait although another Deployment is still in
-// progress, with an error naming the failed one; the wait does not run to
-// its timeout, after which the error would say "timeout".
+// controller runs, with Options.FailFast (a forward rollout), a Deployment
+// past its progress deadline (kstatus Failed) ends the health wait
+// although another Deployment is still in progress, with an error naming
+// the failed one; the wait does not run to its timeout, after which the
+// error would say "timeout".
 func TestHealthWaitEndsAtFirstFailure(t *testing.T) {
 	cs := testenv.Start(t, testenv.Spec{Name: "edge", Flavour: testenv.Full})
 	a := applier(t, cs.Items[0])
 	ctx := context.Background()
 
 	objs := objects(t, nsDoc, deployment("stuck", "1"), deployment("pending", "600"))
-	_, err := a.Apply(ctx, objs, nil, apply.Options{HealthTimeout: 3 * time.Minute, WaitInterval: time.Second})
+	_, err := a.Apply(ctx, objs, nil, apply.Options{HealthTimeout: 3 * time.Minute, WaitInterval: time.Second, FailFast: true})
 	var ue *apply.UnhealthyError
 	if !errors.As(err, &ue) {
 		t.Fatalf("apply: err = %v, want an UnhealthyError", err)

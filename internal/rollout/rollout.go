@@ -415,6 +415,7 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 		HealthTimeout: r.Fleet.Rollout.HealthTimeout,
 		WaitInterval:  r.WaitInterval,
 		AllowEmpty:    r.AllowEmpty,
+		FailFast:      true,
 	})
 	if res != nil {
 		for _, a := range res.Applied {
