@@ -449,7 +449,7 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 	var waveMu sync.Mutex
 	runner := &rollout.Runner{
 		Fleet:    f,
-		Connect:  a.connect(f.Name),
+		Connect:  a.connect(f.Name, false),
 		Previous: a.renderAt,
 		Agent:    "convoy-agent@" + a.identity,
 		Log:      log,
@@ -485,9 +485,9 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 		},
 	}
 	out, err := runner.Run(ctx, plan)
-	if err != nil {
-		a.clients.forget()
-	}
+	// The rollout may have changed which kinds the clusters serve (CRDs
+	// added, removed, re-scoped): later reads start from fresh discovery.
+	a.clients.forget(f.Name, "")
 	if out != nil {
 		for _, c := range out.Clusters {
 			if c.Action == rollout.ActionApplied || c.Action == rollout.ActionRolledBack {
@@ -729,14 +729,14 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	cs := server.ClusterStatus{Name: c.Name, Environment: c.Environment, Region: c.Region}
-	ap, err := a.connect(f.Name)(ctx, c)
+	ap, err := a.connect(f.Name, true)(ctx, c)
 	var rec *apply.Record
 	if err == nil {
 		rec, err = apply.ReadRecord(ctx, ap.Client(), f.Name)
 	}
 	switch {
 	case err != nil:
-		a.clients.forget()
+		a.clients.forget(f.Name, c.Name)
 		cs.Error = firstLine(err.Error())
 	case rec == nil:
 		cs.Health = "never applied"
@@ -752,7 +752,11 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 	return cs
 }
 
-func (a *Agent) connect(fleetName string) rollout.ConnectFunc {
+// connect returns how the agent reaches fleetName's clusters: with a new
+// Applier each time, as rollouts do (they start from fresh discovery), or,
+// when cached, with the one kept in a.clients for drift reconciles and
+// status reads.
+func (a *Agent) connect(fleetName string, cached bool) rollout.ConnectFunc {
 	return func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
 		cfg, err := a.connector.RESTConfig(ctx, c)
 		if err != nil {
@@ -760,6 +764,9 @@ func (a *Agent) connect(fleetName string) rollout.ConnectFunc {
 		}
 		if a.timeout > 0 {
 			cfg.Timeout = a.timeout
+		}
+		if !cached {
+			return apply.New(cfg, fleetName, c.Name)
 		}
 		return a.clients.get(cfg, fleetName, c.Name)
 	}
@@ -874,10 +881,16 @@ func (a *Agent) reconcile(ctx context.Context) {
 	if plan == nil || f == nil {
 		return
 	}
-	runner := &rollout.Runner{Fleet: f, Connect: a.connect(f.Name), Agent: "convoy-agent@" + a.identity, Log: a.log, Now: a.clock.Now}
+	runner := &rollout.Runner{Fleet: f, Connect: a.connect(f.Name, true), Agent: "convoy-agent@" + a.identity, Log: a.log, Now: a.clock.Now}
 	out, err := runner.Reconcile(ctx, plan)
+	if out != nil {
+		for _, c := range out.Clusters {
+			if c.Action == rollout.ReconcileFailed {
+				a.clients.forget(f.Name, c.Name)
+			}
+		}
+	}
 	if err != nil {
-		a.clients.forget()
 		a.log.Error("drift correction", "revision", short(plan.Revision), "error", err)
 	}
 	if out != nil {

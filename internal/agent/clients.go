@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 
 	"k8s.io/client-go/rest"
@@ -11,17 +14,20 @@ import (
 	"github.com/convoy-gitops/convoy/internal/apply"
 )
 
-// appliers keeps one apply.Applier per fleet and cluster for as long as
-// the cluster's REST config stays the same. A new Applier starts with an
-// empty REST mapper, so its first request of each API group costs a
-// discovery round trip (/api, /apis, /apis/GROUP/VERSION), and with new
-// HTTP clients; the agent connects to every cluster on each drift
-// reconcile and each status refresh, which paid those every time. A
-// changed config (a rotated kubeconfig Secret, a new token) builds a new
-// Applier on the next connect. A rollout, reconcile or record read that
-// fails drops them all (forget): the cached REST mapping of a kind may be
-// what failed (a CRD deleted and created again with another scope), and
-// the retry must start from fresh discovery, as it did before the cache.
+// appliers keeps one apply.Applier per fleet and cluster, for drift
+// reconciles and status reads, for as long as the cluster's REST config
+// stays the same. A new Applier starts with an empty REST mapper, so its
+// first request costs discovery round trips (/api and /apis, aggregated),
+// and with new HTTP clients; the agent reads every cluster's record after
+// each reconcile and each cluster's rollout step, and paid those every
+// time. A changed config (a rotated kubeconfig Secret, a new token, another
+// endpoint or proxy) builds a new Applier on the next connect.
+//
+// A cached REST mapper can hold a mapping that no longer holds (a CRD
+// removed, or created again with another scope). Rollouts, which change
+// CRDs, do not use the cache and clear the fleet's entries when they end;
+// a reconcile or read that fails on a cluster drops that cluster's entry,
+// so its retry starts from fresh discovery.
 type appliers struct {
 	mu sync.Mutex
 	m  map[string]cachedApplier // by fleet + "/" + cluster
@@ -52,24 +58,36 @@ func (as *appliers) get(cfg *rest.Config, fleetName, cluster string) (*apply.App
 	return a, nil
 }
 
+// forget drops the cached Applier of fleetName's cluster, or of every
+// cluster of the fleet when cluster is empty.
+func (as *appliers) forget(fleetName, cluster string) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	prefix := fleetName + "/"
+	for id := range as.m {
+		if id == prefix+cluster || (cluster == "" && strings.HasPrefix(id, prefix)) {
+			delete(as.m, id)
+		}
+	}
+}
+
 // configKey is a digest of what in cfg decides where and as whom requests
 // go and how they are limited; credentials go into the digest only, never
 // out of it.
 func configKey(cfg *rest.Config) string {
 	h := sha256.New()
 	tls := cfg.TLSClientConfig
-	fmt.Fprintf(h, "%q %q %q %q %q %q %q %q|", cfg.Host, cfg.APIPath, cfg.Username, cfg.Password,
-		cfg.BearerToken, cfg.BearerTokenFile, cfg.UserAgent, cfg.TLSClientConfig.ServerName)
-	fmt.Fprintf(h, "%t %q %q %q %q %q %q %q|", tls.Insecure, tls.CertFile, tls.KeyFile, tls.CAFile,
+	fmt.Fprintf(h, "%q %q %q %q %q %q %q|", cfg.Host, cfg.APIPath, cfg.Username, cfg.Password,
+		cfg.BearerToken, cfg.BearerTokenFile, cfg.UserAgent)
+	fmt.Fprintf(h, "%t %q %q %q %q %q %q %q %q|", tls.Insecure, tls.ServerName, tls.CertFile, tls.KeyFile, tls.CAFile,
 		tls.CertData, tls.KeyData, tls.CAData, tls.NextProtos)
 	fmt.Fprintf(h, "%+v|%+v|%+v|", cfg.Impersonate, cfg.ExecProvider, cfg.AuthProvider)
-	fmt.Fprintf(h, "%v %v %v %v", cfg.Timeout, cfg.QPS, cfg.Burst, cfg.DisableCompression)
+	fmt.Fprintf(h, "%v %v %v %v|", cfg.Timeout, cfg.QPS, cfg.Burst, cfg.DisableCompression)
+	if cfg.Proxy != nil { // a kubeconfig's proxy-url: where it sends a request to Host
+		if u, err := url.Parse(cfg.Host); err == nil {
+			proxy, err := cfg.Proxy(&http.Request{URL: u})
+			fmt.Fprintf(h, "proxy %v %v", proxy, err)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// forget drops every cached Applier; the next connect builds a new one.
-func (as *appliers) forget() {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	clear(as.m)
 }

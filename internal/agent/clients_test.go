@@ -19,8 +19,9 @@ import (
 // kubeconfig return the same Applier, whose REST mapper already knows the
 // API groups, so a record read after the first sends no discovery
 // request; a kubeconfig that now names another endpoint gets a new
-// Applier, as does a connect after forget. Requests are counted at a
-// proxy in front of a real API server.
+// Applier, as do a rollout's connect and a connect after forget of this
+// cluster (not of another). Requests are counted at a proxy in front of a
+// real API server.
 func TestConnectReusesClients(t *testing.T) {
 	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
 	c := cs.Items[0]
@@ -63,7 +64,7 @@ func TestConnectReusesClients(t *testing.T) {
 		mu.Lock()
 		before := discovery
 		mu.Unlock()
-		ap, err := a.connect("demo")(ctx, cluster)
+		ap, err := a.connect("demo", true)(ctx, cluster)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,8 +90,20 @@ func TestConnectReusesClients(t *testing.T) {
 		}
 	}
 
-	// After a failed rollout, reconcile or read the agent forgets them.
-	a.clients.forget()
+	// Another fleet's or cluster's forget keeps it; a rollout's connect
+	// does not use it.
+	a.clients.forget("other", "")
+	a.clients.forget("demo", "other-cluster")
+	if again, _ := read(); again != first {
+		t.Error("forget of another fleet or cluster dropped this cluster's Applier")
+	}
+	if rollout, err := a.connect("demo", false)(ctx, cluster); err != nil || rollout == first {
+		t.Errorf("a rollout's connect: err %v, cached Applier %v; want a new one", err, rollout == first)
+	}
+
+	// After a rollout, or a reconcile or read of this cluster that failed,
+	// the agent forgets it.
+	a.clients.forget("demo", "")
 	fresh, n := read()
 	if fresh == first || n == 0 {
 		t.Errorf("connect after forget: same Applier %v, %d discovery requests; want a new one that discovers", fresh == first, n)
