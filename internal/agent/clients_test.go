@@ -19,9 +19,9 @@ import (
 // kubeconfig return the same Applier, whose REST mapper already knows the
 // API groups, so a record read after the first sends no discovery
 // request; a kubeconfig that now names another endpoint gets a new
-// Applier, as do a rollout's connect and a connect after forget of this
-// cluster (not of another). Requests are counted at a proxy in front of a
-// real API server.
+// Applier, as do a rollout's connect, a connect after forget of this
+// cluster (not of another) and one after a failed status read. Requests
+// are counted at a proxy in front of a real API server.
 func TestConnectReusesClients(t *testing.T) {
 	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
 	c := cs.Items[0]
@@ -116,5 +116,19 @@ func TestConnectReusesClients(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("the new Applier sent no discovery request: it did not start afresh")
+	}
+
+	// A status read that fails (the endpoint down) drops the entry: the
+	// read once the endpoint is back starts afresh.
+	p2.Down()
+	if st := a.clusterStatus(ctx, &fleet.Fleet{Name: "demo"}, cluster); st.Error == "" {
+		t.Fatal("status read with the endpoint down: no error")
+	}
+	if err := p2.Up(); err != nil {
+		t.Fatal(err)
+	}
+	back, n := read()
+	if back == moved || n == 0 {
+		t.Errorf("read after a failed status read: same Applier %v, %d discovery requests; want a new one that discovers", back == moved, n)
 	}
 }
