@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
@@ -449,7 +450,7 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 	var waveMu sync.Mutex
 	runner := &rollout.Runner{
 		Fleet:    f,
-		Connect:  a.connect(f.Name, false),
+		Connect:  a.connect(f.Name),
 		Previous: a.renderAt,
 		Agent:    "convoy-agent@" + a.identity,
 		Log:      log,
@@ -729,7 +730,7 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	cs := server.ClusterStatus{Name: c.Name, Environment: c.Environment, Region: c.Region}
-	ap, err := a.connect(f.Name, true)(ctx, c)
+	ap, err := a.connectCached(f.Name)(ctx, c)
 	var rec *apply.Record
 	if err == nil {
 		rec, err = apply.ReadRecord(ctx, ap.Client(), f.Name)
@@ -752,11 +753,19 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 	return cs
 }
 
-// connect returns how the agent reaches fleetName's clusters: with a new
-// Applier each time, as rollouts do (they start from fresh discovery), or,
-// when cached, with the one kept in a.clients for drift reconciles and
-// status reads.
-func (a *Agent) connect(fleetName string, cached bool) rollout.ConnectFunc {
+// connect reaches fleetName's clusters with a new Applier each time, for
+// rollouts: they start from fresh discovery.
+func (a *Agent) connect(fleetName string) rollout.ConnectFunc {
+	return a.connectWith(fleetName, apply.New)
+}
+
+// connectCached reaches fleetName's clusters with the Appliers kept in
+// a.clients, for drift reconciles and status reads.
+func (a *Agent) connectCached(fleetName string) rollout.ConnectFunc {
+	return a.connectWith(fleetName, a.clients.get)
+}
+
+func (a *Agent) connectWith(fleetName string, build func(cfg *rest.Config, fleetName, cluster string) (*apply.Applier, error)) rollout.ConnectFunc {
 	return func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
 		cfg, err := a.connector.RESTConfig(ctx, c)
 		if err != nil {
@@ -765,10 +774,7 @@ func (a *Agent) connect(fleetName string, cached bool) rollout.ConnectFunc {
 		if a.timeout > 0 {
 			cfg.Timeout = a.timeout
 		}
-		if !cached {
-			return apply.New(cfg, fleetName, c.Name)
-		}
-		return a.clients.get(cfg, fleetName, c.Name)
+		return build(cfg, fleetName, c.Name)
 	}
 }
 
@@ -881,7 +887,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 	if plan == nil || f == nil {
 		return
 	}
-	runner := &rollout.Runner{Fleet: f, Connect: a.connect(f.Name, true), Agent: "convoy-agent@" + a.identity, Log: a.log, Now: a.clock.Now}
+	runner := &rollout.Runner{Fleet: f, Connect: a.connectCached(f.Name), Agent: "convoy-agent@" + a.identity, Log: a.log, Now: a.clock.Now}
 	out, err := runner.Reconcile(ctx, plan)
 	if out != nil {
 		for _, c := range out.Clusters {

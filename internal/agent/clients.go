@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 
 	"k8s.io/client-go/rest"
@@ -30,8 +29,10 @@ import (
 // so its retry starts from fresh discovery.
 type appliers struct {
 	mu sync.Mutex
-	m  map[string]cachedApplier // by fleet + "/" + cluster
+	m  map[clusterID]cachedApplier
 }
+
+type clusterID struct{ fleet, cluster string }
 
 type cachedApplier struct {
 	key     string // configKey of the config it was built with
@@ -41,7 +42,7 @@ type cachedApplier struct {
 // get returns the cached Applier of fleetName's cluster when cfg is the
 // config it was built with, or builds and caches a new one.
 func (as *appliers) get(cfg *rest.Config, fleetName, cluster string) (*apply.Applier, error) {
-	key, id := configKey(cfg), fleetName+"/"+cluster
+	key, id := configKey(cfg), clusterID{fleetName, cluster}
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if c, ok := as.m[id]; ok && c.key == key {
@@ -52,7 +53,7 @@ func (as *appliers) get(cfg *rest.Config, fleetName, cluster string) (*apply.App
 		return nil, err
 	}
 	if as.m == nil {
-		as.m = map[string]cachedApplier{}
+		as.m = map[clusterID]cachedApplier{}
 	}
 	as.m[id] = cachedApplier{key: key, applier: a}
 	return a, nil
@@ -63,9 +64,8 @@ func (as *appliers) get(cfg *rest.Config, fleetName, cluster string) (*apply.App
 func (as *appliers) forget(fleetName, cluster string) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	prefix := fleetName + "/"
 	for id := range as.m {
-		if id == prefix+cluster || (cluster == "" && strings.HasPrefix(id, prefix)) {
+		if id.fleet == fleetName && (cluster == "" || id.cluster == cluster) {
 			delete(as.m, id)
 		}
 	}

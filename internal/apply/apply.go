@@ -176,7 +176,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		id := RefOf(o).String()
 		res.Fingerprints[id] = prev.Fingerprints[id]
 	}
-	if err := a.waitHealthy(ctx, sent, interval(opts), healthTimeout(opts), opts.FailFast); err != nil {
+	if err := a.waitHealthy(ctx, sent, opts); err != nil {
 		return res, &UnhealthyError{Cluster: a.Cluster, Err: masker.wrap(err)}
 	}
 	res.Inventory, res.Pruned, res.Kept, err = a.prune(ctx, objs, prevInv)
@@ -224,14 +224,15 @@ const (
 )
 
 // waitHealthy waits until every object of set is healthy (kstatus
-// Current): polled every quickPoll for quickFor, then every interval, for
-// timeout in all. It ends early when every object is healthy or failed
-// (kstatus Failed), and with failFast (Options.FailFast) at the first
+// Current): polled every quickPoll for quickFor, then at opts' interval,
+// for its health timeout in all. It ends early when every object is
+// healthy or failed (kstatus Failed), and with opts.FailFast at the first
 // failed one. Each poll costs one LIST per kind and namespace of set.
-func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, interval, timeout time.Duration, failFast bool) error {
-	if quickPoll < interval && quickFor < timeout {
+func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, opts Options) error {
+	every, timeout := interval(opts), healthTimeout(opts)
+	if quickPoll < every && quickFor < timeout {
 		start := time.Now()
-		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor, FailFast: failFast})
+		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor, FailFast: opts.FailFast})
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -239,7 +240,7 @@ func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, in
 		// its first poll.
 		timeout -= time.Since(start)
 	}
-	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: interval, Timeout: timeout, FailFast: failFast})
+	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: every, Timeout: timeout, FailFast: opts.FailFast})
 }
 
 // ObjectHash is a short hash of an object's content as convoy applies it:

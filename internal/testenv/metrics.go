@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -45,9 +46,58 @@ func (r Requests) Sub(before Requests) Requests {
 // RequestCounts reads apiserver_request_total. When filter is set, only
 // requests whose labels all match it are counted (e.g. {"resource":
 // "configmaps"}, {"dry_run": ""}); requests for the resources named in
-// exclude (e.g. "leases", "events") are left out. The GET of /metrics itself
-// is not a resource request and is not counted.
+// exclude (e.g. "leases", "events") are left out. Requests for non-resource
+// URLs (discovery, /metrics, /healthz, /openapi) are not counted: see
+// DiscoveryRequests.
 func (c *Cluster) RequestCounts(ctx context.Context, filter map[string]string, exclude ...string) (Requests, error) {
+	rows, err := c.requestTotals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := Requests{}
+next:
+	for _, r := range rows {
+		if r.labels["resource"] == "" || slices.Contains(exclude, r.labels["resource"]) {
+			continue
+		}
+		for k, v := range filter {
+			if r.labels[k] != v {
+				continue next
+			}
+		}
+		out[r.labels["verb"]] += r.n
+	}
+	return out, nil
+}
+
+// DiscoveryRequests counts the API discovery requests (GET /api, /apis and
+// the group and version documents under them) the API server has served,
+// from apiserver_request_total, which records a non-resource request with
+// an empty resource and its path as the subresource.
+func (c *Cluster) DiscoveryRequests(ctx context.Context) (int, error) {
+	rows, err := c.requestTotals(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range rows {
+		path := strings.TrimPrefix(r.labels["subresource"], "/")
+		if r.labels["resource"] == "" && (path == "api" || path == "apis" || strings.HasPrefix(path, "api/") || strings.HasPrefix(path, "apis/")) {
+			n += r.n
+		}
+	}
+	return n, nil
+}
+
+// requestTotal is one series of apiserver_request_total.
+type requestTotal struct {
+	labels map[string]string
+	n      int
+}
+
+// requestTotals reads every series of the API server's
+// apiserver_request_total.
+func (c *Cluster) requestTotals(ctx context.Context) ([]requestTotal, error) {
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return nil, err
@@ -61,26 +111,17 @@ func (c *Cluster) RequestCounts(ctx context.Context, filter map[string]string, e
 	if err != nil {
 		return nil, fmt.Errorf("parse metrics of cluster %s: %w", c.Name, err)
 	}
-	out := Requests{}
 	fam := families["apiserver_request_total"]
 	if fam == nil {
-		return out, nil
+		return nil, nil
 	}
-next:
+	rows := make([]requestTotal, 0, len(fam.GetMetric()))
 	for _, m := range fam.GetMetric() {
 		labels := map[string]string{}
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if labels["resource"] == "" || slices.Contains(exclude, labels["resource"]) {
-			continue // non-resource URLs (/metrics, /healthz, /openapi) or excluded
-		}
-		for k, v := range filter {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		out[labels["verb"]] += int(m.GetCounter().GetValue())
+		rows = append(rows, requestTotal{labels: labels, n: int(m.GetCounter().GetValue())})
 	}
-	return out, nil
+	return rows, nil
 }
