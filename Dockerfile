@@ -7,6 +7,8 @@ FROM golang:1.26 AS builder
 WORKDIR /src
 ENV GOTOOLCHAIN=local
 COPY go.mod go.sum ./
+# go.mod replaces sigs.k8s.io/kustomize/api with this patched copy (see its README).
+COPY internal/third_party/kustomize-api/go.mod ./internal/third_party/kustomize-api/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY cmd ./cmd
 COPY internal ./internal

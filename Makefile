@@ -54,12 +54,16 @@ tidy-check: ## Fail when go.mod/go.sum (main or tools module) are not tidy
 fmt-check: ## Fail when gofmt would change a file
 	@out=$$(gofmt -l cmd internal policies tools 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+.PHONY: fork-check
+fork-check: ## Fail when internal/third_party/kustomize-api is not upstream kustomize/api with its patch
+	internal/third_party/sync.sh -check
+
 .PHONY: vet
 vet: ## go vet
 	go vet ./...
 
 .PHONY: test
-test: tidy-check fmt-check vet tools ## Tidy, fmt and vet checks, test binaries, then every test with -race
+test: tidy-check fmt-check fork-check vet tools ## Tidy, fmt, fork and vet checks, test binaries, then every test with -race
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: fuzz

@@ -170,8 +170,9 @@ func TestDockerBuildContext(t *testing.T) {
 }
 
 // buildInputs lists, relative to the repository, the files `go build
-// ./cmd/convoy` reads from the module: go.mod, go.sum and each package's Go
-// and embedded files.
+// ./cmd/convoy` reads from the repository: go.mod, go.sum and each package's
+// Go and embedded files, of the module and of the modules go.mod replaces
+// with a directory in it (their go.mod too).
 func buildInputs(t *testing.T) []string {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-e", "-deps", "-json=Dir,GoFiles,EmbedFiles,Module", "./cmd/convoy")
@@ -195,22 +196,38 @@ func buildInputs(t *testing.T) []string {
 		var p struct {
 			Dir                 string
 			GoFiles, EmbedFiles []string
-			Module              *struct{ Path string }
+			Module              *struct {
+				Path    string
+				Replace *struct{ Path, GoMod string }
+			}
 		}
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
 			t.Fatalf("go list output: %v", err)
 		}
-		if p.Module == nil || p.Module.Path != modulePath {
+		if p.Module == nil {
 			continue
 		}
+		local := p.Module.Replace != nil && strings.HasPrefix(p.Module.Replace.Path, "./")
+		if p.Module.Path != modulePath && !local {
+			continue
+		}
+		paths := make([]string, 0, len(p.GoFiles)+len(p.EmbedFiles)+1)
 		for _, f := range append(p.GoFiles, p.EmbedFiles...) {
-			rel, err := filepath.Rel(root, filepath.Join(p.Dir, f))
+			paths = append(paths, filepath.Join(p.Dir, f))
+		}
+		if local {
+			paths = append(paths, p.Module.Replace.GoMod)
+		}
+		for _, f := range paths {
+			rel, err := filepath.Rel(root, f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			files = append(files, filepath.ToSlash(rel))
+			if rel := filepath.ToSlash(rel); !slices.Contains(files, rel) {
+				files = append(files, rel)
+			}
 		}
 	}
 	if len(files) < 10 || !slices.Contains(files, "cmd/convoy/main.go") {
