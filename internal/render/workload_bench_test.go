@@ -31,6 +31,8 @@ func BenchmarkRenderWorkload(b *testing.B) {
 	}{
 		{"clusters=20/objects=100", 20, 100},
 		{"clusters=1/objects=1000", 1, 1000},
+		{"clusters=20/objects=250", 20, 250},
+		{"clusters=1/objects=5000", 1, 5000},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			repo, f := workloadRepo(b, bc.clusters, bc.objects)
