@@ -228,10 +228,10 @@ func run() error {
 }
 
 // reconcilesFor is one no-op reconcile per tool at 5,000 objects: each costs
-// every tool over a minute of kustomize build (its duplicate-ID check on
-// append is quadratic in the objects), and its request count, the figure
-// the target is about, does not vary from one reconcile to the next. Ten
-// would put `make bench` past two hours.
+// the baselines over a minute of upstream kustomize build (quadratic in the
+// objects; convoy's patched copy is not, see internal/third_party), and its
+// request count, the figure the target is about, does not vary from one
+// reconcile to the next. Ten would put `make bench` past two hours.
 func reconcilesFor(n, reconciles int) int {
 	if n >= 5000 {
 		return min(reconciles, 1)

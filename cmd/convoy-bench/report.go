@@ -63,9 +63,16 @@ func (b *bench) versions() map[string]string {
 		if err != nil {
 			return "unknown"
 		}
-		for _, line := range strings.Split(string(out), "\n") {
+		lines := strings.Split(string(out), "\n")
+		for i, line := range lines {
 			f := strings.Fields(line)
 			if len(f) >= 3 && (f[0] == "dep" || f[0] == "mod") && f[1] == path {
+				// A replaced module is followed by "=> PATH VERSION".
+				if i+1 < len(lines) {
+					if r := strings.Fields(lines[i+1]); len(r) >= 2 && r[0] == "=>" {
+						return f[2] + " replaced by " + r[1]
+					}
+				}
 				return f[2]
 			}
 		}
@@ -80,6 +87,7 @@ func (b *bench) versions() map[string]string {
 		"fluxapply (fluxcd/pkg/ssa)": mod(b.fluxapply, "github.com/fluxcd/pkg/ssa") + " (client-go " + mod(b.fluxapply, "k8s.io/client-go") + ")",
 		"convoy's fluxcd/pkg/ssa":    mod(b.convoy, "github.com/fluxcd/pkg/ssa"),
 		"convoy's opa":               mod(b.convoy, "github.com/open-policy-agent/opa"),
+		"convoy's kustomize/api":     mod(b.convoy, "sigs.k8s.io/kustomize/api"),
 		"kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes)": mod(filepath.Join(bin, "kube-apiserver"), "k8s.io/kubernetes"),
 		"etcd": first(filepath.Join(bin, "etcd"), "--version"),
 	}

@@ -351,7 +351,7 @@ func (b *bench) fanOut(ctx context.Context, n, m int) error {
 // render renders k cluster overlays over shared bases of n objects each.
 func (b *bench) render(ctx context.Context, k, n int) error {
 	sc := b.scenario(fmt.Sprintf("render-%d", k), fmt.Sprintf("Render: %d cluster overlays over shared bases, %d objects each", k, n),
-		"convoy: one `convoy render` of the whole fleet (every cluster, in one process). kustomize: one `kustomize build` per cluster, one after the other. No cluster involved.")
+		"convoy: one `convoy render` of the whole fleet (every cluster, in one process). kustomize: one `kustomize build` per cluster, one after the other. No cluster involved. convoy's kustomize is sigs.k8s.io/kustomize/api with the patch of internal/third_party (duplicate checks and name references linear instead of quadratic in the objects); the kustomize CLI is upstream's, unpatched, as every baseline's `kustomize build` is.")
 	dir := filepath.Join(b.work, "render")
 	w := Workload{Seed: b.seed, Objects: n, Set: "render"}
 	clusters, err := writeRenderRepo(dir, k, w.Generate())
