@@ -103,3 +103,45 @@ func yamlDocs(t *testing.T, s string) []map[string]any {
 	}
 	return docs
 }
+
+// TestKustomizeNameReferencesWritingIds covers the case where the patch
+// must not keep candidates per namespace: a custom name reference that
+// writes a ServiceAccount's name and namespace (metadata[]/name,
+// metadata[]/namespace) while a Deployment in its namespace refers to it.
+// kustomize visits referrers in map order, so upstream's answer varies:
+// the Deployment refers to p-sa when it is visited first and keeps sa
+// when the ServiceAccount has already moved (the upstream CLI printed
+// p-sa 28 times and sa 2 times in 30 builds). Candidates kept from before
+// the move would give p-p-sa, which upstream never prints.
+func TestKustomizeNameReferencesWritingIds(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("testdata", "upstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for range 100 {
+		fsys, err := newRepoFS(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := kustomize(fsys, filepath.Join(root, "ids-written"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range m.Resources() {
+			if r.GetKind() != "Deployment" {
+				continue
+			}
+			name, err := r.GetString("spec.template.spec.serviceAccountName")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[name]++
+		}
+	}
+	for name, n := range seen {
+		if name != "p-sa" && name != "sa" {
+			t.Errorf("serviceAccountName %q in %d of 100 builds; upstream gives p-sa or sa", name, n)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/kyaml/resid"
+	"sigs.k8s.io/kustomize/kyaml/utils"
 )
 
 type nameReferenceTransformer struct {
@@ -54,10 +55,10 @@ func (t *nameReferenceTransformer) Transform(m resmap.ResMap) error {
 	// convoy: each referrer's candidates come from a scan of every
 	// resource, which made this transformer quadratic. They depend on the
 	// current IDs only, which no filter here changes unless one writes a
-	// name or namespace in metadata; short of that, they are kept per
-	// namespace (see candidates).
+	// field IDs are read from (mayChangeIds); short of that, they are kept
+	// per namespace (see candidates).
 	var cache map[string]resmap.ResMap
-	if !writesMetadataIds(fMap) {
+	if !mayChangeIds(fMap) {
 		cache = map[string]resmap.ResMap{}
 	}
 	for r, fList := range fMap {
@@ -98,16 +99,26 @@ func candidates(
 	return c, nil
 }
 
-// writesMetadataIds reports whether a filter of fMap updates a field
-// under metadata other than labels and annotations, such as a name.
-func writesMetadataIds(fMap filterMap) bool {
+// mayChangeIds reports whether a filter of fMap may write a field that
+// IDs are read from: kind, apiVersion, or metadata other than its labels
+// and annotations (a path of "metadata" alone sets a name and a
+// namespace). Paths are split as fieldspec.Filter splits them, and "x[]"
+// names the field x.
+func mayChangeIds(fMap filterMap) bool {
+	field := func(segment string) string { return strings.TrimSuffix(segment, "[]") }
 	for _, fList := range fMap {
 		for _, f := range fList {
-			p := strings.TrimPrefix(f.NameFieldToUpdate.Path, "/")
-			if strings.HasPrefix(p, "metadata/") &&
-				!strings.HasPrefix(p, "metadata/annotations/") &&
-				!strings.HasPrefix(p, "metadata/labels/") {
+			path := utils.PathSplitter(f.NameFieldToUpdate.Path, "/")
+			switch field(path[0]) {
+			case "kind", "apiVersion", "":
 				return true
+			case "metadata":
+				if len(path) < 2 {
+					return true
+				}
+				if next := field(path[1]); next != "labels" && next != "annotations" {
+					return true
+				}
 			}
 		}
 	}
