@@ -206,12 +206,18 @@ func explain(fsys *repoFS, dir string, err error) error {
 		return fmt.Errorf("kustomize build %s: %s", fsys.rel(dir), cleanKustomizeError(fsys, err.Error()))
 	}
 	rid := resid.FromString(m[1])
-	id := rid.Gvk.ApiVersion() + "/" + rid.Kind + "/" + rid.Namespace + "/" + rid.Name
+	id := convoyID(rid)
 	sources := definingFiles(fsys, rid.Kind, rid.Name)
 	if len(sources) >= 2 {
 		return fmt.Errorf("duplicate object %s: defined in %s", id, strings.Join(sources, " and "))
 	}
 	return fmt.Errorf("duplicate object %s: %s", id, cleanKustomizeError(fsys, err.Error()))
+}
+
+// convoyID writes a kustomize ID as convoy names objects in errors:
+// apiVersion/kind/namespace/name.
+func convoyID(rid resid.ResId) string {
+	return rid.Gvk.ApiVersion() + "/" + rid.Kind + "/" + rid.Namespace + "/" + rid.Name
 }
 
 // mentionsAny reports whether msg contains the message of one of errs.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
 )
@@ -32,22 +33,13 @@ func TestKustomizeMatchesUpstream(t *testing.T) {
 		{"dup-cluster-scoped", "dup-cluster-scoped"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root, err := filepath.Abs(filepath.Join("testdata", "upstream"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			fsys, err := newRepoFS(root)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := kustomize(fsys, filepath.Join(root, filepath.FromSlash(tc.dir)))
+			m, err := buildUpstreamCase(t, tc.dir)
 
 			if want, ok := readGolden(t, tc.name, "golden.err"); ok {
 				// Upstream refused the build with a duplicate ID; convoy's
 				// error (explain) names the same object.
 				upstreamID := strings.TrimPrefix(strings.TrimSpace(want), "may not add resource with an already registered id: ")
-				rid := resid.FromString(upstreamID)
-				id := rid.Gvk.ApiVersion() + "/" + rid.Kind + "/" + rid.Namespace + "/" + rid.Name
+				id := convoyID(resid.FromString(upstreamID))
 				if err == nil {
 					t.Fatalf("build succeeded; upstream refused it: %s", want)
 				}
@@ -73,6 +65,21 @@ func TestKustomizeMatchesUpstream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildUpstreamCase runs convoy's kustomize on testdata/upstream/<dir>,
+// with the repository root at testdata/upstream.
+func buildUpstreamCase(t *testing.T, dir string) (resmap.ResMap, error) {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("testdata", "upstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := newRepoFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kustomize(fsys, filepath.Join(root, filepath.FromSlash(dir)))
 }
 
 // readGolden returns testdata/upstream/<name>/<file>, and whether it exists.
@@ -114,17 +121,9 @@ func yamlDocs(t *testing.T, s string) []map[string]any {
 // p-sa 28 times and sa 2 times in 30 builds). Candidates kept from before
 // the move would give p-p-sa, which upstream never prints.
 func TestKustomizeNameReferencesWritingIds(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("testdata", "upstream"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]int{}
 	for range 100 {
-		fsys, err := newRepoFS(root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := kustomize(fsys, filepath.Join(root, "ids-written"))
+		m, err := buildUpstreamCase(t, "ids-written")
 		if err != nil {
 			t.Fatal(err)
 		}
