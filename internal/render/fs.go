@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	yamlv3 "go.yaml.in/yaml/v3"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
@@ -56,6 +57,10 @@ type repoCache struct {
 	lstats   map[string]error      // resolved path → os.Lstat's error
 	files    map[string]fileResult // resolved path → contents
 	checked  map[string]error      // resolved path → checkContent
+
+	// parsed keeps the YAML kustomize parsed, by content: the clusters of
+	// a render share bases, which are then parsed once and copied.
+	parsed *resource.ParseCache
 }
 
 type resolution struct {
@@ -92,6 +97,7 @@ func newRepoCache(dir string) (*repoCache, error) {
 		disk: filesys.MakeFsOnDisk(), root: root,
 		resolved: map[string]resolution{}, stats: map[string]statResult{}, lstats: map[string]error{},
 		files: map[string]fileResult{}, checked: map[string]error{},
+		parsed: resource.NewParseCache(),
 	}, nil
 }
 

@@ -179,6 +179,7 @@ func kustomize(fsys *repoFS, dir string) (resmap.ResMap, error) {
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.Reorder = krusty.ReorderOptionNone
 	opts.AddManagedbyLabel = false
+	opts.ParseCache = fsys.parsed
 	m, err := krusty.MakeKustomizer(opts).Run(fsys, dir)
 	if err != nil {
 		return nil, explain(fsys, dir, err)

@@ -2,10 +2,12 @@ package render_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -556,4 +558,80 @@ func TestConcurrentRenders(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestSharedBasesStayApart renders clusters whose overlays change one shared
+// base each in its own way, and a cluster that includes that base twice.
+// kustomize parses each file's content once per render and hands every
+// build its own copy (internal/third_party, resource.ParseCache): were a
+// copy shared, one overlay's prefix, labels or patch would show in another.
+func TestSharedBasesStayApart(t *testing.T) {
+	deployment := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: apps\nspec:\n  replicas: 1\n" +
+		"  selector:\n    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n    spec:\n      containers:\n      - name: app\n        image: app:1\n"
+	overlay := func(prefix string, replicas string, resources ...string) string {
+		return kustomization(resources...) + "namePrefix: " + prefix + "\nlabels:\n- pairs: {overlay: " + prefix + "}\n" +
+			"patches:\n- patch: |\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: app, namespace: apps}\n    spec: {replicas: " + replicas + "}\n"
+	}
+	repo := writeRepo(t, map[string]string{
+		"base/kustomization.yaml": kustomization("app.yaml", "config.yaml"),
+		"base/app.yaml":           deployment,
+		"base/config.yaml":        configMap("config", "base"),
+		// Same content as base/config.yaml, in another file.
+		"clusters/a/config.yaml":          configMap("config", "base"),
+		"clusters/a/kustomization.yaml":   overlay("a-", "3", "../../base"),
+		"clusters/b/kustomization.yaml":   overlay("b-", "5", "../../base"),
+		"clusters/c/kustomization.yaml":   kustomization("../../base"),
+		"variants/one/kustomization.yaml": overlay("one-", "2", "../../base"),
+		"variants/two/kustomization.yaml": overlay("two-", "4", "../../base"),
+		"clusters/d/kustomization.yaml":   kustomization("../../variants/one", "../../variants/two"),
+	})
+	f := &fleet.Fleet{}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		f.Clusters = append(f.Clusters, fleet.Cluster{Name: name, Path: "clusters/" + name})
+	}
+	// name → "replicas label" of every object of each cluster, as
+	// kustomize builds each overlay by itself.
+	want := map[string][]string{
+		"a": {"ConfigMap a-config - a-", "Deployment a-app 3 a-"},
+		"b": {"ConfigMap b-config - b-", "Deployment b-app 5 b-"},
+		"c": {"ConfigMap config - -", "Deployment app 1 -"},
+		"d": {"ConfigMap one-config - one-", "ConfigMap two-config - two-", "Deployment one-app 2 one-", "Deployment two-app 4 two-"},
+	}
+	summary := func(res *render.Result) []string {
+		var out []string
+		for _, u := range res.Objects {
+			replicas, ok, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+			r := "-"
+			if ok {
+				r = fmt.Sprint(replicas)
+			}
+			label := u.GetLabels()["overlay"]
+			if label == "" {
+				label = "-"
+			}
+			out = append(out, u.GetKind()+" "+u.GetName()+" "+r+" "+label)
+		}
+		sort.Strings(out)
+		return out
+	}
+	r := render.Renderer{Parallelism: 2}
+	for round := range 3 {
+		all, err := r.All(context.Background(), repo, f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, res := range all {
+			name := f.Clusters[i].Name
+			if diff := cmp.Diff(want[name], summary(res)); diff != "" {
+				t.Errorf("round %d: cluster %s rendered with the others (-want +got):\n%s", round, name, diff)
+			}
+			alone, err := r.Cluster(context.Background(), repo, f, &f.Clusters[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if alone.Hash != res.Hash {
+				t.Errorf("round %d: cluster %s: hash %s rendered with the others, %s alone", round, name, res.Hash, alone.Hash)
+			}
+		}
+	}
 }

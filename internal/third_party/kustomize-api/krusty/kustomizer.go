@@ -54,7 +54,9 @@ func MakeKustomizer(o *Options) *Kustomizer {
 // and Run can be called on each of them).
 func (b *Kustomizer) Run(
 	fSys filesys.FileSystem, path string) (resmap.ResMap, error) {
-	resmapFactory := resmap.NewFactory(b.depProvider.GetResourceFactory())
+	rf := b.depProvider.GetResourceFactory()
+	rf.ParseCache = b.options.ParseCache
+	resmapFactory := resmap.NewFactory(rf)
 	lr := fLdr.RestrictionNone
 	if b.options.LoadRestrictions == types.LoadRestrictionsRootOnly {
 		lr = fLdr.RestrictionRootOnly

@@ -5,6 +5,7 @@ package krusty
 
 import (
 	"sigs.k8s.io/kustomize/api/internal/plugins/builtinhelpers"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/api/types"
 )
 
@@ -45,6 +46,11 @@ type Options struct {
 
 	// Options related to kustomize plugins.
 	PluginConfig *types.PluginConfig
+
+	// ParseCache, when set, keeps the YAML parsed by Run, so that runs
+	// sharing it parse each file's content once (convoy: not in upstream
+	// kustomize; see resource.ParseCache).
+	ParseCache *resource.ParseCache
 }
 
 // MakeDefaultOptions returns a default instance of Options.

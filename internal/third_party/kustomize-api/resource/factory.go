@@ -28,6 +28,10 @@ type Factory struct {
 	// annotation 'config.kubernetes.io/local-config'.
 	// By default these resources are ignored.
 	IncludeLocalConfigs bool
+
+	// ParseCache, when set, keeps what RNodesFromBytes parsed, so that the
+	// same content is parsed once (convoy: not in upstream kustomize).
+	ParseCache *ParseCache
 }
 
 // NewFactory makes an instance of Factory.
@@ -170,6 +174,11 @@ func (rf *Factory) resourcesFromRNodes(
 }
 
 func (rf *Factory) RNodesFromBytes(b []byte) ([]*yaml.RNode, error) {
+	if rf.ParseCache != nil {
+		if nodes, ok := rf.ParseCache.get(b); ok {
+			return nodes, nil
+		}
+	}
 	nodes, err := kio.FromBytes(b)
 	if err != nil {
 		return nil, err
@@ -178,7 +187,11 @@ func (rf *Factory) RNodesFromBytes(b []byte) ([]*yaml.RNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rf.inlineAnyEmbeddedLists(nodes)
+	nodes, err = rf.inlineAnyEmbeddedLists(nodes)
+	if err == nil && rf.ParseCache != nil {
+		rf.ParseCache.put(b, nodes)
+	}
+	return nodes, err
 }
 
 // inlineAnyEmbeddedLists scans the RNode slice for nodes named FooList.
