@@ -214,33 +214,38 @@ func withHealth(objs []*unstructured.Unstructured) object.ObjMetadataSet {
 	return out
 }
 
-// quickPoll is how often health is polled during the first second of a
-// wait, and quickFor how long: most objects are healthy within a second of
-// their apply (a Deployment as soon as its controller has observed it), and
-// a first poll right after the apply usually comes too early for that.
-const (
-	quickPoll = 200 * time.Millisecond
-	quickFor  = time.Second
-)
+// quickPolls is how often health is polled in the first seconds of a wait,
+// before opts' interval takes over: every 200 ms for the first second, then
+// every 500 ms until the third. Most objects are healthy within a second or
+// two of their apply (a Deployment once its controller, the scheduler and
+// the kubelet have acted), and a wait that ends up to an interval after the
+// last object turned healthy would cost that much of every wave. Each poll
+// costs one LIST per kind and namespace of the set.
+var quickPolls = []struct{ every, until time.Duration }{
+	{200 * time.Millisecond, time.Second},
+	{500 * time.Millisecond, 3 * time.Second},
+}
 
 // waitHealthy waits until every object of set is healthy (kstatus
-// Current): polled every quickPoll for quickFor, then at opts' interval,
-// for its health timeout in all. It ends early when every object is
-// healthy or failed (kstatus Failed), and with opts.FailFast at the first
-// failed one. Each poll costs one LIST per kind and namespace of set.
+// Current): polled as quickPolls says, then at opts' interval, for its
+// health timeout in all. It ends early when every object is healthy or
+// failed (kstatus Failed), and with opts.FailFast at the first failed one.
 func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, opts Options) error {
 	every, timeout := interval(opts), healthTimeout(opts)
-	if quickPoll < every && quickFor < timeout {
-		start := time.Now()
-		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: quickPoll, Timeout: quickFor, FailFast: opts.FailFast})
+	start := time.Now()
+	for _, q := range quickPolls {
+		elapsed := time.Since(start)
+		if q.every >= every || q.until >= timeout || elapsed >= q.until {
+			continue
+		}
+		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: q.every, Timeout: q.until - elapsed, FailFast: opts.FailFast})
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		// Not healthy yet, or failed: the second wait tells which, with
-		// its first poll.
-		timeout -= time.Since(start)
+		// Not healthy yet, or failed: the next wait tells which, with its
+		// first poll.
 	}
-	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: every, Timeout: timeout, FailFast: opts.FailFast})
+	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: every, Timeout: timeout - time.Since(start), FailFast: opts.FailFast})
 }
 
 // ObjectHash is a short hash of an object's content as convoy applies it:
