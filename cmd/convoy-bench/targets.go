@@ -53,11 +53,11 @@ func targets(res *Results) string {
 
 	cold, ok1 := find(res, "cold-1000", toolConvoy)
 	kc, ok2 := find(res, "cold-1000", toolKubectl)
-	cause = "convoy sends 2 requests per object where kubectl sends 1 (see the verbs): the server-side dry-run of every object before any write — the guarantee that nothing is written when any cluster would refuse an object — and the apply. Here the API server shares the 2 cores with the client and is the bottleneck, so time follows requests; convoy also renders, evaluates the policies and waits for health (kstatus), which the baselines do not."
+	cause = "convoy sends 2 requests per object where kubectl sends 1 (see the verbs): the server-side dry-run of every object before any write — the guarantee that nothing is written when any cluster would refuse an object — and the apply. Here the API server shares the 2 cores with the client and is the bottleneck: convoy's requests go at about the rate Flux unthrottled reaches (compare requests ÷ wall time), while kubectl, one request at a time, is bound by its own latency. convoy also renders, evaluates the policies and waits for health (kstatus), which the baselines do not. What would close it: an API server with cores of its own, where kubectl's sequential requests weigh more; within convoy, only fewer requests per object, and the dry-run is kept by design (the API has no batch verb)."
 	add("cold apply of 1,000 objects: ≥ 2× faster than kubectl apply --server-side", ok1 && ok2,
 		fmt.Sprintf("%s vs %s: %.2f×", dur(cold.wall), dur(kc.wall), ratio(cold.wall, kc.wall)), ratio(cold.wall, kc.wall) >= 2)
 	fd, ok2 := find(res, "cold-1000", toolFluxDefault)
-	cause = "Flux ssa sends 3 requests per object (GET, dry-run, apply), convoy 2, so 1.5× fewer; Flux at its defaults is barely throttled here (controller-runtime gives every resource type its own rate limiter, so QPS 50 / burst 300 applies per kind), and the API server's CPU bounds both."
+	cause = "Flux ssa sends 3 requests per object (GET, dry-run, apply), convoy 2, so 1.5× fewer; Flux at its defaults is barely throttled here (controller-runtime gives every resource type its own rate limiter, so QPS 50 / burst 300 applies per kind), and the API server's CPU bounds both. What would close it: nothing on convoy's side short of sending under 0.6 requests per object; on a machine where the API server is not the bottleneck, Flux's client-side limit and its GET per object would weigh more."
 	add("cold apply of 1,000 objects: ≥ 5× faster than Flux ssa at its defaults (QPS 50, burst 300)", ok1 && ok2,
 		fmt.Sprintf("%s vs %s: %.2f×", dur(cold.wall), dur(fd.wall), ratio(cold.wall, fd.wall)), ratio(cold.wall, fd.wall) >= 5)
 	fu, ok2 := find(res, "cold-1000", toolFluxUnthrottled)
@@ -72,7 +72,7 @@ func targets(res *Results) string {
 
 	rc, ok1 := find(res, "render-20", toolConvoy)
 	rk, ok2 := find(res, "render-20", "kustomize build ×20")
-	cause = "kustomize's build is almost all of convoy's render CPU, even patched (internal/third_party makes its duplicate checks and name references linear: 49× faster than upstream at 5,000 objects in one cluster, 1.9× at this shape). Profile of BenchmarkRenderWorkload at 20 × 250 (shares overlap): parsing the shared base's YAML again for every overlay 27 %, name references 22 % (each reads every candidate's previous IDs from its annotations, which kyaml copies on every read: 10 %), the label and annotation transformers 17 %, garbage collection about 22 %. krusty builds one kustomization at a time from files, so reusing a parsed or built base across overlays would mean changing kustomize much further. convoy saves the process starts, the YAML round trips and repeated file reads, and renders clusters in parallel."
+	cause = "kustomize's build is almost all of convoy's render CPU, even patched (internal/third_party makes its duplicate checks and name references linear, and parses the shared bases once per render: BenchmarkRenderWorkload at 20 × 250, 1.99 → 1.29 s for the parse cache alone). What is left is kustomize's transformers on every overlay (name references, labels and annotations) and the collection of their garbage; sharing built bases across overlays would mean changing kustomize much further."
 	add("render: ≥ 5× faster than the kustomize CLI runs", ok1 && ok2,
 		fmt.Sprintf("%s vs %s: %.1f×", dur(rc.wall), dur(rk.wall), ratio(rc.wall, rk.wall)), ratio(rc.wall, rk.wall) >= 5)
 
@@ -81,7 +81,7 @@ func targets(res *Results) string {
 	add("policy: ≤ 100 ms per cluster for 5,000 objects", ok1, fmt.Sprintf("%s (in-process Evaluate)", dur(pe.wall)), pe.wall <= 100*time.Millisecond)
 	pc, ok1 := find(res, "policy-5000", toolConvoy+" policy eval")
 	ct, ok2 := find(res, "policy-5000", "conftest test")
-	cause = "Both are one process that starts, parses 5,000 objects of JSON and compiles the policies. Timed apart for `convoy policy eval` on this input (outside this run): process start about 31 ms (`convoy version`, median of 30), the policy compile 21–31 ms beside the input parse 29–37 ms (they run in parallel on the 2 cores), evaluation 20–24 ms. 10× conftest asks for about 80 ms end to end, under start + parse + evaluation alone; turning the collector off for the run gained 8 %. The agent compiles once and pays only the in-process row per cluster."
+	cause = "Both are one process that starts, parses 5,000 objects of JSON and compiles the policies. Timed apart for `convoy policy eval` on this input (outside this run): process start 29–35 ms (`convoy version`; Go package initialisation of client-go, controller-runtime and kubectl's schemes, which the same binary needs for apply), the policy compile about 33 ms (OPA's compiler, spread over its stages) beside the input parse about 24 ms, then evaluation 14–25 ms; the collector already runs at GOGC 400 for one-shot commands. What would close it: only not paying the start and the compile per evaluation, which is what the agent does (it compiles once: the in-process row); OPA offers no way to keep a compiled policy between processes."
 	add("policy: ≥ 10× faster than conftest", ok1 && ok2,
 		fmt.Sprintf("`convoy policy eval` %s vs `conftest test` %s: %.1f× (in-process engine vs conftest: %.0f×)", dur(pc.wall), dur(ct.wall),
 			ratio(pc.wall, ct.wall), ratio(pe.wall, ct.wall)), ratio(pc.wall, ct.wall) >= 10)
@@ -104,6 +104,6 @@ func targets(res *Results) string {
 
 // Causes of the targets that depend on the agent, where missed.
 const (
-	causeE2E = "The path is: debounce, fetch, render, policy, the pre-write dry-run of every changed object on every cluster of the fleet (both waves: nothing is written before all pass), the apply, then the health wait, which polls every 200 ms for its first second. The phases are in the agent's log (rollout dry-run / apply / healthy)."
+	causeE2E = "The path is: debounce, fetch, render, policy, the pre-write dry-run of every changed object on every cluster of the fleet (both waves: nothing is written before all pass), the apply, then the health wait, which polls every 200 ms for its first second and every 500 ms until its third (a Deployment is healthy once its controller, the scheduler and kwok's kubelet have acted, usually 0.5–1.5 s after its apply). The phases are in the agent's log (rollout dry-run / apply / healthy)."
 	causeRSS = "The peak comes at the end of the last wave, while two clusters' health waits poll at once: the agent's live heap is then the plan's 3,000 rendered objects (about 21 MB as unstructured maps), kstatus's poll caches (trimmed of managed fields and pod templates) and the apply's copies of the objects it sends (about 9.5 MB); `convoy run` collects at GOGC 50, and about 45 MB more are the binary's own pages. Keeping the plan's objects encoded until they are applied would bring it down further."
 )
