@@ -242,8 +242,12 @@ func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, op
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		// Not healthy yet, or failed: the next wait tells which, with its
-		// first poll.
+		if time.Since(start) < q.until {
+			// Ended before its time: an object failed, or a poll did.
+			// The last wait tells which with its first poll; faster
+			// polls before it would only repeat the answer.
+			break
+		}
 	}
 	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: every, Timeout: timeout - time.Since(start), FailFast: opts.FailFast})
 }
