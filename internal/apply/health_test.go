@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
@@ -53,5 +56,59 @@ func TestHealthWaitEndsAtFirstFailure(t *testing.T) {
 	}
 	if strings.Contains(msg, "timeout") || strings.Contains(msg, "pending") {
 		t.Errorf("err = %q, want neither a timeout nor the Deployment still in progress", msg)
+	}
+}
+
+// TestHealthWaitOutlivesFailedPolls: polls that fail while the API server
+// cannot be reached do not end the health wait (its verdict would be the
+// failed poll, on a set whose health is unknown): it looks again until its
+// timeout, and the error then names the object still unhealthy.
+func TestHealthWaitOutlivesFailedPolls(t *testing.T) {
+	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
+	c := cs.Items[0]
+	proxy := testenv.NewAPIProxy(t, c)
+	a, err := apply.New(proxy.Config, "demo", c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Once the Deployment is applied (the health wait begins), the API
+	// server is out of reach for 1.5 s, three poll intervals.
+	outage := make(chan error, 1)
+	go func() {
+		dep := &unstructured.Unstructured{}
+		dep.SetAPIVersion("apps/v1")
+		dep.SetKind("Deployment")
+		for c.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "stuck"}, dep) != nil {
+			if ctx.Err() != nil {
+				outage <- ctx.Err()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		proxy.Down()
+		time.Sleep(1500 * time.Millisecond)
+		outage <- proxy.Up()
+	}()
+
+	// No deployment controller runs: the Deployment stays in progress.
+	objs := objects(t, nsDoc, deployment("stuck", "600"))
+	start := time.Now()
+	_, err = a.Apply(ctx, objs, nil, apply.Options{HealthTimeout: 4 * time.Second, WaitInterval: 500 * time.Millisecond})
+	took := time.Since(start)
+	if oerr := <-outage; oerr != nil {
+		t.Fatalf("outage: %v", oerr)
+	}
+	var ue *apply.UnhealthyError
+	if !errors.As(err, &ue) {
+		t.Fatalf("apply: err = %v, want an UnhealthyError", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "timeout waiting for") || !strings.Contains(msg, "Deployment/shop/stuck") {
+		t.Errorf("err = %q, want a timeout naming Deployment shop/stuck", msg)
+	}
+	if took < 4*time.Second {
+		t.Errorf("the health wait ended after %s, before its 4s timeout", took.Round(time.Millisecond))
 	}
 }
