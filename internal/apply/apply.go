@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -250,44 +249,7 @@ func (a *Applier) waitHealthy(ctx context.Context, set object.ObjMetadataSet, op
 			break
 		}
 	}
-	deadline := start.Add(timeout)
-	for {
-		left := time.Until(deadline)
-		if left < verdictPoll {
-			// Too little time for another wait: one last poll, allowed to
-			// run past the deadline by up to verdictPoll, names what is
-			// still unhealthy (or says the cluster did not answer).
-			left = verdictPoll
-		}
-		err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: every, Timeout: left, FailFast: opts.FailFast})
-		if err == nil || ctx.Err() != nil || isHealthVerdict(err) || time.Until(deadline) <= 0 {
-			return err
-		}
-		// A poll failed (the API server did not answer, or the client's
-		// rate limiter would have passed the wait's deadline): the health
-		// of the set is unknown, so look again after an interval, and at
-		// the deadline once more, so that the error names the objects.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(min(every, max(time.Until(deadline), 0))):
-		}
-	}
-}
-
-// verdictPoll is the time given to the last poll of a health wait whose
-// previous poll failed near its deadline.
-const verdictPoll = 500 * time.Millisecond
-
-// isHealthVerdict reports whether err, from ssa's WaitForSetWithContext,
-// is its verdict on the objects (some failed, or were not healthy at the
-// timeout), rather than a failed poll. ssa gives the verdict no type of
-// its own; these are the two messages it formats it with
-// (fluxcd/pkg/ssa manager_wait.go). TestApplyFleet and the apply tests
-// that check the message names the unhealthy objects fail if they change.
-func isHealthVerdict(err error) bool {
-	msg := err.Error()
-	return strings.HasPrefix(msg, "timeout waiting for: ") || strings.HasPrefix(msg, "failed early due to stalled resources: ")
+	return a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: every, Timeout: timeout - time.Since(start), FailFast: opts.FailFast})
 }
 
 // ObjectHash is a short hash of an object's content as convoy applies it:

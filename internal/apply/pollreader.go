@@ -2,6 +2,8 @@ package apply
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/clusterreader"
@@ -51,7 +53,7 @@ type trimmingReader struct {
 // List lists the objects and trims each.
 func (r trimmingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	if err := r.Reader.List(ctx, list, opts...); err != nil {
-		return err
+		return untilDeadline(ctx, err)
 	}
 	if u, ok := list.(*unstructured.UnstructuredList); ok {
 		for i := range u.Items {
@@ -98,4 +100,19 @@ func trimForPoll(obj map[string]any) {
 var templated = map[string]bool{
 	"apps/v1/Deployment": true, "apps/v1/ReplicaSet": true, "apps/v1/StatefulSet": true,
 	"apps/v1/DaemonSet": true, "batch/v1/Job": true,
+}
+
+// untilDeadline turns client-go's rate limiter refusing a LIST, because
+// the wait for a token would pass ctx's deadline, into that deadline: it
+// waits for ctx to end and returns ctx's error. The refusal is not a
+// context error, and kstatus stops the poll on it (as on the end of its
+// context) but then reports it as the poll's failure, which ssa returns
+// as the health wait's result in place of the objects still unhealthy at
+// the timeout. Any other error is returned as it is.
+func untilDeadline(ctx context.Context, err error) error {
+	if _, ok := ctx.Deadline(); !ok || !strings.Contains(err.Error(), "would exceed context deadline") {
+		return err
+	}
+	<-ctx.Done()
+	return fmt.Errorf("%w (%v)", ctx.Err(), err)
 }

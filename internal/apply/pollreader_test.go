@@ -2,13 +2,17 @@ package apply
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -142,5 +146,36 @@ func TestTrimForPoll(t *testing.T) {
 		if diff := cmp.Diff(want, o); diff != "" {
 			t.Errorf("%s/%s (-want +got):\n%s", tt.apiVersion, tt.kind, diff)
 		}
+	}
+}
+
+// TestHealthWaitThrottledNamesUnhealthy: when client-go's rate limiter
+// refuses a poll's LIST because its wait would pass the health timeout,
+// the wait still ends in a timeout naming the object not yet healthy, not
+// in the limiter's error. The applier's client gets one token per second
+// against polls every 200 ms, so the refusal comes well before the 3 s
+// timeout.
+func TestHealthWaitThrottledNamesUnhealthy(t *testing.T) {
+	cs := testenv.Start(t, testenv.Spec{Name: "throttled"})
+	c := cs.Items[0]
+	ctx := context.Background()
+	dep := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(pollDeployment), &dep.Object); err != nil {
+		t.Fatal(err)
+	}
+	// No deployment controller runs: the Deployment stays in progress.
+	if err := c.Client.Patch(ctx, dep, client.Apply, client.FieldOwner(FieldManager)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(c.Config)
+	cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(1, 1)
+	a, err := New(cfg, "demo", c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := object.ObjMetadataSet{object.UnstructuredToObjMetadata(dep)}
+	err = a.waitHealthy(ctx, set, Options{HealthTimeout: 3 * time.Second, WaitInterval: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "timeout waiting for") || !strings.Contains(err.Error(), "Deployment/default/web") {
+		t.Errorf("health wait: err = %v, want a timeout naming Deployment default/web", err)
 	}
 }
