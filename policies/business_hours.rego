@@ -1,12 +1,15 @@
 # Business hours and deny windows: holds that lift by themselves.
 #
-# A major change to production is held during business hours
+# A rollout that carries a major change to production is held during business hours
 # (data.convoy.config.businessHours {days, start, end}; default Mon-Fri
 # 09:00-18:00, days 0=Sunday..6, in the fleet's zone like input.now). An end
 # before the start spans midnight and belongs to the day it starts on. Every
 # active deny window of input.windows holds the changes on its environments
-# (none listed: all), except the categories it allows.
+# (none listed: all), except the categories it allows: a rollout is held when
+# any change it carries is of a category the window does not allow.
 package convoy.business_hours
+
+import data.convoy.lib
 
 # cluster_name keeps messages defined when the input lacks a name.
 cluster_name := input.cluster.name if is_string(input.cluster.name)
@@ -80,7 +83,7 @@ deny contains msg if {
 }
 
 hold contains {"msg": msg, "until": business_hours_end} if {
-	input.change.category == "major"
+	"major" in lib.categories
 	input.cluster.environment == "production"
 	in_business_hours
 	msg := sprintf("major change to production cluster %s is held during business hours (%s-%s %s); retry after %s", [
@@ -117,8 +120,9 @@ hold contains {"msg": msg, "until": object.get(w, "until", "")} if {
 	w.kind == "deny"
 	w.active == true
 	applies(w)
-	not input.change.category in list(w, "allowCategories")
+	some category in lib.categories
+	not category in list(w, "allowCategories")
 	msg := sprintf("window %s holds %s changes on %s cluster %s until %s", [
-		w.name, input.change.category, input.cluster.environment, cluster_name, object.get(w, "until", ""),
+		w.name, category, input.cluster.environment, cluster_name, object.get(w, "until", ""),
 	])
 }

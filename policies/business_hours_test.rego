@@ -124,3 +124,14 @@ test_business_hours_hold_across_midnight_lasts_until_the_next_morning if {
 test_window_hold_says_until_the_window_end if {
 	{m.until | some m in bh.hold} == {"2026-11-25T18:00:00+08:00"} with input as win_in("normal", prod, [window])
 }
+
+test_major_commit_in_range_holds_a_standard_target if {
+	c := {"category": "standard", "commits": [{"category": "standard"}, {"category": "major"}]}
+	{m.msg | some m in bh.hold} == {held_msg} with input as {"cluster": prod, "change": c, "now": at(3, 10, 0), "windows": []}
+}
+
+test_window_holds_each_category_it_does_not_allow if {
+	w := {"name": "freeze", "kind": "deny", "active": true, "until": "2026-11-25T18:00:00+08:00", "environments": [], "allowCategories": ["emergency"]}
+	c := {"category": "normal", "commits": [{"category": "emergency"}, {"category": "normal"}]}
+	{m.msg | some m in bh.hold} == {"window freeze holds normal changes on production cluster prod-primary until 2026-11-25T18:00:00+08:00"} with input as {"cluster": prod, "change": c, "now": at(6, 10, 0), "windows": [w]}
+}

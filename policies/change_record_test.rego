@@ -54,8 +54,10 @@ test_trailer_normal_change_denied if {
 }
 
 test_trailer_normal_change_with_rollback_in_commit_message_allowed if {
-	c := {"revision": "abcdef0123456", "category": "normal", "pull_request": null,
-		"commit": {"message": "Scale the scheduler\n\n## Rollback\nRevert this commit.\n\nChange-Category: normal\n"}}
+	c := {
+		"revision": "abcdef0123456", "category": "normal", "pull_request": null,
+		"commit": {"message": "Scale the scheduler\n\n## Rollback\nRevert this commit.\n\nChange-Category: normal\n"},
+	}
 	count(cr.deny) == 0 with input as {"change": c}
 }
 
@@ -67,4 +69,27 @@ test_trailer_emergency_uses_commit_message if {
 
 test_unreviewed_skipped if {
 	count(cr.deny) == 0 with input as {"change": {"revision": "abc", "category": "unreviewed", "pull_request": null}}
+}
+
+test_rollback_heading_in_fenced_code_does_not_count if {
+	body := "## Summary\nExample of a plan:\n```markdown\n## Rollback\nRevert it.\n```\n"
+	count(cr.deny) == 1 with input as with_body("normal", body)
+	tilde := "## Summary\n~~~\n## Rollback\nRevert it.\n~~~\n"
+	count(cr.deny) == 1 with input as with_body("normal", tilde)
+}
+
+test_rollback_after_a_closed_fence_counts if {
+	body := "## Summary\n```\n## Testing\n```\n\n## Rollback\nRevert it.\n"
+	count(cr.deny) == 0 with input as with_body("normal", body)
+}
+
+test_heading_in_fence_does_not_end_the_section if {
+	body := "## Rollback\n```\n# not a heading\nkubectl rollout undo\n```\n"
+	count(cr.deny) == 0 with input as with_body("normal", body)
+}
+
+test_each_commit_needs_its_plan if {
+	with_plan := object.union(with_body("normal", rollback_body).change, {"pull_request": {"number": 7, "body": rollback_body}})
+	without := object.union(with_body("major", "no plan").change, {"pull_request": {"number": 8, "body": "no plan"}})
+	cr.deny == {`pull request #8: major change needs a rollback plan: pull request #8 has no non-empty "## Rollback" section`} with input as {"change": object.union(with_plan, {"commits": [with_plan, without]})}
 }

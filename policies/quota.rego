@@ -54,7 +54,7 @@ exponent(s) := e if e := decimal_exponent[s]
 
 else := 0 if binary_multiplier[s]
 
-else := signed(substring(s, 1, -1)) if regex.match(`^[eE]`, s)
+else := signed(substring(s, 1, -1)) if regex.match("^[eE]", s)
 
 multiplier(s) := m if m := binary_multiplier[s]
 
@@ -64,7 +64,7 @@ signed(s) := 0 - unsigned(substring(s, 1, -1)) if startswith(s, "-")
 
 else := unsigned(substring(s, 1, -1)) if startswith(s, "+")
 
-else := unsigned(s) if regex.match(`^[0-9]`, s)
+else := unsigned(s) if regex.match("^[0-9]", s)
 
 unsigned(s) := 0 if trim_left(s, "0") == ""
 
@@ -382,4 +382,12 @@ warn contains msg if {
 	some c in array.concat(containers(w[0]), init_containers(w[0]))
 	count(requested(c)) == 0
 	msg := sprintf("%s: container %s has no resource requests", [id(obj), c.name])
+}
+
+deny contains msg if {
+	some g in pod_groups
+	some member in g[1]
+	member[1] < 0
+	obj := input.objects[member[0]]
+	msg := sprintf("%s: negative pod count %v (spec.replicas, spec.parallelism or spec.completions): it would hide requests from the quota", [id(obj), member[1]])
 }

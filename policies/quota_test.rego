@@ -188,3 +188,8 @@ test_kind_in_other_group_ignored if {
 	objs := [object.union(deployment("x", 100, [container("app", {"cpu": "100"})]), {"apiVersion": "example.com/v1"})]
 	count(quota.deny) == 0 with input as {"cluster": cluster({"cpu": "1"}), "objects": objs}
 }
+
+test_negative_replicas_denied_naming_the_object if {
+	objs := [deployment("big", 3, [container("app", {"cpu": "4"})]), deployment("hide", -2, [container("app", {"cpu": "4"})])]
+	quota.deny == {"apps/v1/Deployment/web/hide: negative pod count -2 (spec.replicas, spec.parallelism or spec.completions): it would hide requests from the quota"} with input as {"cluster": cluster({"cpu": "100"}), "objects": objs}
+}

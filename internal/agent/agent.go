@@ -437,8 +437,8 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 		a.mu.Unlock()
 		if deployments == nil {
 			deployments = &rollout.Deployments{API: gh, Log: a.log}
-			deployments.Start(ctx, plan)   // network calls: outside the lock
-			if deployments.Created() > 0 { // else GitHub was down: try again next attempt
+			deployments.Start(ctx, plan)    // network calls: outside the lock
+			if deployments.Answered() > 0 { // else GitHub was down: try again next attempt
 				a.mu.Lock()
 				a.st.deployedRev, a.st.deployments = rev, deployments
 				a.mu.Unlock()

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
 )
 
@@ -18,7 +21,11 @@ const (
 	DefaultMaxRetries       = 3
 	DefaultBackoff          = 200 * time.Millisecond
 	DefaultMaxBackoff       = 5 * time.Second
-	DefaultMaxRateLimitWait = 30 * time.Second
+	DefaultMaxRateLimitWait = 2 * time.Minute
+	// DefaultSecondaryWait is the first wait after a secondary rate limit
+	// that names no time: GitHub's docs ask for at least a minute, then
+	// exponentially longer.
+	DefaultSecondaryWait = time.Minute
 )
 
 // GitHubOptions configures a GitHub change source.
@@ -27,12 +34,44 @@ type GitHubOptions struct {
 	Repo    string // repository name, "fleet-config"
 	BaseURL string // REST API root; "" means api.github.com. GitHub Enterprise: https://HOST/api/v3/
 	Token   string // API token; "" makes unauthenticated requests (see TokenFromEnvOrFile)
+	// App authenticates as a GitHub App installation instead of Token.
+	App *AppAuth
 
-	HTTPClient       *http.Client  // nil: a client with a 30s timeout
-	MaxRetries       int           // retries after the first try; 0 means DefaultMaxRetries, <0 none
-	Backoff          time.Duration // wait after the first failed try, doubled after each; 0 means DefaultBackoff
-	MaxBackoff       time.Duration // cap of Backoff's doubling; 0 means DefaultMaxBackoff
-	MaxRateLimitWait time.Duration // longest wait for a rate limit to reset; 0 means DefaultMaxRateLimitWait
+	HTTPClient *http.Client  // nil: a client with a 30s timeout
+	MaxRetries int           // retries after the first try; 0 means DefaultMaxRetries, <0 none
+	Backoff    time.Duration // wait after the first failed try, doubled after each; 0 means DefaultBackoff
+	MaxBackoff time.Duration // cap of Backoff's doubling; 0 means DefaultMaxBackoff
+	// MaxRateLimitWait is the longest wait for a rate limit that says when
+	// it resets (Retry-After, X-RateLimit-Reset); a later reset fails the
+	// request at once, naming the time. 0 means DefaultMaxRateLimitWait.
+	MaxRateLimitWait time.Duration
+	// SecondaryWait is the first wait after a secondary rate limit that
+	// names no time, doubled after each; 0 means DefaultSecondaryWait.
+	SecondaryWait time.Duration
+	// Log receives a line for each wait on a rate limit; nil logs nothing.
+	Log *slog.Logger
+	// Clock times the waits; nil is the wall clock. Tests pass a fake one.
+	Clock Clock
+}
+
+// Clock is the time the GitHub client waits on.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d or until ctx ends.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                                   { return time.Now() }
+func (wallClock) Sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
+
+// AppAuth authenticates as a GitHub App installation: installation tokens
+// are made from the app's private key and refreshed before they expire.
+type AppAuth struct {
+	AppID          int64
+	InstallationID int64
+	PrivateKey     []byte // PEM; never logged
 }
 
 // GitHub reads change requests from GitHub pull requests and their reviews,
@@ -41,12 +80,20 @@ type GitHubOptions struct {
 // *Unavailable.
 type GitHub struct {
 	client      *github.Client
+	appClient   *github.Client // authenticated as the app itself (JWT), for its identity; nil without App
 	owner, repo string
 	token       string
 	tries       int
 	backoff     time.Duration
 	maxBackoff  time.Duration
 	maxRateWait time.Duration
+	secondary   time.Duration
+	log         *slog.Logger
+	clock       Clock
+
+	mu       sync.Mutex
+	identity string            // convoy's login, once known
+	statuses map[string]string // sha + context → "state\x00description" last posted or read
 }
 
 var _ Source = (*GitHub)(nil)
@@ -60,19 +107,11 @@ func NewGitHub(opts GitHubOptions) (*GitHub, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	client := github.NewClient(hc)
-	if opts.BaseURL != "" && opts.BaseURL != DefaultGitHubURL {
-		var err error
-		client, err = client.WithEnterpriseURLs(opts.BaseURL, opts.BaseURL)
-		if err != nil {
-			return nil, fmt.Errorf("github change source: base URL %q: %w", opts.BaseURL, err)
-		}
-	}
-	if opts.Token != "" {
-		client = client.WithAuthToken(opts.Token)
+	base := opts.BaseURL
+	if base == "" {
+		base = DefaultGitHubURL
 	}
 	g := &GitHub{
-		client:      client,
 		owner:       opts.Owner,
 		repo:        opts.Repo,
 		token:       opts.Token,
@@ -80,6 +119,33 @@ func NewGitHub(opts GitHubOptions) (*GitHub, error) {
 		backoff:     DefaultBackoff,
 		maxBackoff:  DefaultMaxBackoff,
 		maxRateWait: DefaultMaxRateLimitWait,
+		secondary:   DefaultSecondaryWait,
+		log:         opts.Log,
+		clock:       opts.Clock,
+		statuses:    map[string]string{},
+	}
+	var err error
+	switch {
+	case opts.App != nil:
+		if opts.Token != "" {
+			return nil, errors.New("github change source: set a token or a GitHub App, not both")
+		}
+		if g.client, g.appClient, err = appClients(hc, base, *opts.App); err != nil {
+			return nil, err
+		}
+	default:
+		if g.client, err = newClient(hc, base); err != nil {
+			return nil, err
+		}
+		if opts.Token != "" {
+			g.client = g.client.WithAuthToken(opts.Token)
+		}
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.clock == nil {
+		g.clock = wallClock{}
 	}
 	switch {
 	case opts.MaxRetries < 0:
@@ -96,7 +162,73 @@ func NewGitHub(opts GitHubOptions) (*GitHub, error) {
 	if opts.MaxRateLimitWait > 0 {
 		g.maxRateWait = opts.MaxRateLimitWait
 	}
+	if opts.SecondaryWait > 0 {
+		g.secondary = opts.SecondaryWait
+	}
 	return g, nil
+}
+
+// newClient is a go-github client of the REST API at base.
+func newClient(hc *http.Client, base string) (*github.Client, error) {
+	client := github.NewClient(hc)
+	if base == DefaultGitHubURL {
+		return client, nil
+	}
+	client, err := client.WithEnterpriseURLs(base, base)
+	if err != nil {
+		return nil, fmt.Errorf("github change source: base URL %q: %w", base, err)
+	}
+	return client, nil
+}
+
+// appClients returns a client authenticated as the app's installation
+// (ghinstallation refreshes its token a minute before it expires) and one
+// authenticated as the app itself.
+func appClients(hc *http.Client, base string, app AppAuth) (installation, self *github.Client, err error) {
+	if app.AppID <= 0 || app.InstallationID <= 0 {
+		return nil, nil, fmt.Errorf("github app: appID and installationID are required, got %d and %d", app.AppID, app.InstallationID)
+	}
+	tr := hc.Transport
+	if tr == nil {
+		tr = http.DefaultTransport
+	}
+	// ghinstallation wants the API's root without the trailing slash; for
+	// GitHub Enterprise that root ends in /api/v3, which go-github adds too.
+	root := strings.TrimRight(base, "/")
+	if base != DefaultGitHubURL && !strings.HasSuffix(root, "/api/v3") {
+		root += "/api/v3"
+	}
+	itr, err := ghinstallation.New(tr, app.AppID, app.InstallationID, app.PrivateKey)
+	if err != nil {
+		// The parser's message never quotes the key.
+		return nil, nil, fmt.Errorf("github app %d: private key: %w", app.AppID, err)
+	}
+	itr.BaseURL = root
+	atr, err := ghinstallation.NewAppsTransport(tr, app.AppID, app.PrivateKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("github app %d: private key: %w", app.AppID, err)
+	}
+	atr.BaseURL = root
+	if installation, err = newClient(&http.Client{Transport: itr, Timeout: hc.Timeout}, base); err != nil {
+		return nil, nil, err
+	}
+	if self, err = newClient(&http.Client{Transport: atr, Timeout: hc.Timeout}, base); err != nil {
+		return nil, nil, err
+	}
+	return installation, self, nil
+}
+
+// AppAuthFromFile returns the App authentication of appID and
+// installationID with the private key read from keyFile.
+func AppAuthFromFile(appID, installationID int64, keyFile string) (*AppAuth, error) {
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("github app private key: %w", err)
+	}
+	if len(strings.TrimSpace(string(key))) == 0 {
+		return nil, fmt.Errorf("github app private key %s: empty", keyFile)
+	}
+	return &AppAuth{AppID: appID, InstallationID: installationID, PrivateKey: key}, nil
 }
 
 // TokenFromEnvOrFile returns the GitHub token: the trimmed content of file
@@ -114,6 +246,55 @@ func TokenFromEnvOrFile(file string) (string, error) {
 		return token, nil
 	}
 	return strings.TrimSpace(os.Getenv("GITHUB_TOKEN")), nil
+}
+
+// Identity returns convoy's own login: the token's user (GET /user), or the
+// app's bot, "<slug>[bot]" (GET /app). It decides which comments are
+// convoy's. It is read once and remembered.
+func (g *GitHub) Identity(ctx context.Context) (string, error) {
+	g.mu.Lock()
+	id := g.identity
+	g.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	switch {
+	case g.appClient != nil:
+		var app *github.App
+		err := g.do(ctx, "get the GitHub App", func(ctx context.Context) (*github.Response, error) {
+			var resp *github.Response
+			var err error
+			app, resp, err = g.appClient.Apps.Get(ctx, "")
+			return resp, err
+		})
+		if err != nil {
+			return "", err
+		}
+		if app.GetSlug() == "" {
+			return "", &Unavailable{Op: "get the GitHub App", Reason: "the answer has no slug", Tries: 1, Err: errors.New("no slug")}
+		}
+		id = app.GetSlug() + "[bot]"
+	case g.token != "":
+		var user *github.User
+		err := g.do(ctx, "get the authenticated user", func(ctx context.Context) (*github.Response, error) {
+			var resp *github.Response
+			var err error
+			user, resp, err = g.client.Users.Get(ctx, "")
+			return resp, err
+		})
+		if err != nil {
+			return "", err
+		}
+		if id = user.GetLogin(); id == "" {
+			return "", &Unavailable{Op: "get the authenticated user", Reason: "the answer has no login", Tries: 1, Err: errors.New("no login")}
+		}
+	default:
+		return "", errors.New("github: no identity without a token or a GitHub App: convoy cannot tell its own comments from others'")
+	}
+	g.mu.Lock()
+	g.identity = id
+	g.mu.Unlock()
+	return id, nil
 }
 
 // Change returns the change behind revision: the pull request that brought
@@ -168,7 +349,9 @@ func (g *GitHub) change(ctx context.Context, revision string, pr *github.PullReq
 		}
 		c.PullRequest = p
 		c.Category = category
-		c.Approvals, c.ChangesRequested = CountReviews(p.Author, reviews)
+		if err := g.judgeReviews(ctx, c, reviews); err != nil {
+			return nil, err
+		}
 	}
 	commit, err := g.commit(ctx, revision)
 	if err != nil {
@@ -251,6 +434,7 @@ func (g *GitHub) reviews(ctx context.Context, number int) ([]Review, error) {
 			out = append(out, Review{
 				ID:          r.GetID(),
 				User:        r.GetUser().GetLogin(),
+				Type:        r.GetUser().GetType(),
 				State:       r.GetState(),
 				CommitID:    r.GetCommitID(),
 				SubmittedAt: r.GetSubmittedAt().Time,
@@ -310,8 +494,14 @@ func pullRequest(pr *github.PullRequest) *PullRequest {
 		Author:  pr.GetUser().GetLogin(),
 		Labels:  []string{},
 		HeadSHA: pr.GetHead().GetSHA(),
+		BaseSHA: pr.GetBase().GetSHA(),
 		Merged:  pr.GetMerged() || pr.MergedAt != nil,
 		URL:     pr.GetHTMLURL(),
+	}
+	if head, base := pr.GetHead().GetRepo().GetFullName(), pr.GetBase().GetRepo().GetFullName(); head != "" && base != "" {
+		p.Fork = !strings.EqualFold(head, base)
+	} else if pr.GetHead() != nil && pr.GetHead().Repo == nil {
+		p.Fork = true // the fork was deleted: GitHub answers head.repo null
 	}
 	for _, l := range pr.Labels {
 		if name := l.GetName(); name != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/testenv"
@@ -21,6 +22,7 @@ const (
 	headSHA  = "1111111111111111111111111111111111111111"
 	mergeSHA = "2222222222222222222222222222222222222222"
 	oldSHA   = "3333333333333333333333333333333333333333"
+	baseSHA  = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" // the fake's base commit
 )
 
 // newGitHub returns a change source on f with tiny backoffs, changed by mods.
@@ -30,6 +32,7 @@ func newGitHub(t *testing.T, f *testenv.FakeGitHub, mods ...func(*change.GitHubO
 		Owner:            testenv.FakeGitHubOwner,
 		Repo:             testenv.FakeGitHubRepo,
 		BaseURL:          f.URL(),
+		Token:            "ghp_test",
 		Backoff:          time.Millisecond,
 		MaxBackoff:       4 * time.Millisecond,
 		MaxRateLimitWait: 3 * time.Second,
@@ -44,8 +47,10 @@ func newGitHub(t *testing.T, f *testenv.FakeGitHub, mods ...func(*change.GitHubO
 	return g
 }
 
-// mergedPR adds the merged pull request 42 by alice and its merge commit.
+// mergedPR adds the merged pull request 42 by alice and its merge commit;
+// bob, carol, dan, mia and zed may write to the repository.
 func mergedPR(f *testenv.FakeGitHub, labels ...string) {
+	f.AddCollaborators("write", "bob", "carol", "dan", "mia", "zed")
 	f.AddPullRequest(testenv.PR{
 		Number: 42, Title: "Scale web", Body: "## Rollback\nrevert", Author: "alice", Labels: labels,
 		HeadSHA: headSHA, MergeCommitSHA: mergeSHA, Merged: true, Commits: []string{oldSHA},
@@ -72,16 +77,21 @@ func TestChangeFromMergedPullRequest(t *testing.T) {
 		Category: change.Major,
 		PullRequest: &change.PullRequest{
 			Number: 42, Title: "Scale web", Body: "## Rollback\nrevert", Author: "alice",
-			Labels: []string{"change/major", "area/web"}, HeadSHA: headSHA, Merged: true,
+			Labels: []string{"change/major", "area/web"}, HeadSHA: headSHA, BaseSHA: baseSHA, Merged: true,
 			URL: "https://github.com/acme/fleet-config/pull/42",
 		},
-		Approvals:        []change.Approval{{User: "bob", CommitID: oldSHA, SubmittedAt: rfc(1)}},
+		Approvals:        []change.Approval{writer("bob", oldSHA, 1)},
 		ChangesRequested: []string{"carol"},
 		Commit:           change.Commit{SHA: mergeSHA, Author: "Alice <alice@example.com>", Message: "Merge pull request #42\n\nScale web", Verified: true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Change (-want +got):\n%s", diff)
 	}
+}
+
+// writer is the approval by user, a writer, of commit at minute.
+func writer(user, commit string, minute int) change.Approval {
+	return change.Approval{User: user, CommitID: commit, SubmittedAt: rfc(minute), Permission: "write", Type: "User", Teams: []string{}}
 }
 
 func TestApprovalCounting(t *testing.T) {
@@ -105,7 +115,7 @@ func TestApprovalCounting(t *testing.T) {
 				{User: "bob", State: "CHANGES_REQUESTED", SubmittedAt: at(1)},
 				{User: "bob", State: "APPROVED", SubmittedAt: at(2)},
 			},
-			approvals: []change.Approval{{User: "bob", CommitID: headSHA, SubmittedAt: rfc(2)}},
+			approvals: []change.Approval{writer("bob", headSHA, 2)},
 		},
 		{
 			name: "approve then dismissed",
@@ -124,7 +134,7 @@ func TestApprovalCounting(t *testing.T) {
 				{User: "bob", State: "APPROVED", SubmittedAt: at(1)},
 				{User: "bob", State: "COMMENTED", SubmittedAt: at(2)},
 			},
-			approvals: []change.Approval{{User: "bob", CommitID: headSHA, SubmittedAt: rfc(1)}},
+			approvals: []change.Approval{writer("bob", headSHA, 1)},
 		},
 		{
 			name: "comment after changes requested keeps the request",
@@ -141,7 +151,7 @@ func TestApprovalCounting(t *testing.T) {
 				{User: "bob", State: "PENDING"},
 				{User: "carol", State: "PENDING"},
 			},
-			approvals: []change.Approval{{User: "bob", CommitID: headSHA, SubmittedAt: rfc(1)}},
+			approvals: []change.Approval{writer("bob", headSHA, 1)},
 		},
 		{
 			name: "author self-approval and self changes-request ignored",
@@ -156,7 +166,7 @@ func TestApprovalCounting(t *testing.T) {
 				{User: "bob", State: "APPROVED", CommitID: oldSHA, SubmittedAt: at(1)},
 				{User: "bob", State: "APPROVED", SubmittedAt: at(5)},
 			},
-			approvals: []change.Approval{{User: "bob", CommitID: headSHA, SubmittedAt: rfc(5)}},
+			approvals: []change.Approval{writer("bob", headSHA, 5)},
 		},
 		{
 			name: "approval of an old commit keeps its commit_id",
@@ -165,8 +175,8 @@ func TestApprovalCounting(t *testing.T) {
 				{User: "carol", State: "APPROVED", SubmittedAt: at(2)},
 			},
 			approvals: []change.Approval{
-				{User: "bob", CommitID: oldSHA, SubmittedAt: rfc(1)},
-				{User: "carol", CommitID: headSHA, SubmittedAt: rfc(2)},
+				writer("bob", oldSHA, 1),
+				writer("carol", headSHA, 2),
 			},
 		},
 		{
@@ -194,8 +204,8 @@ func TestApprovalCounting(t *testing.T) {
 				{User: "dan", State: "CHANGES_REQUESTED", SubmittedAt: at(4)},
 			},
 			approvals: []change.Approval{
-				{User: "bob", CommitID: headSHA, SubmittedAt: rfc(2)},
-				{User: "zed", CommitID: headSHA, SubmittedAt: rfc(1)},
+				writer("bob", headSHA, 2),
+				writer("zed", headSHA, 1),
 			},
 			changesRequested: []string{"dan", "mia"},
 		},
@@ -422,6 +432,7 @@ func TestPullRequestChange(t *testing.T) {
 	f.AddPullRequest(testenv.PR{Number: 7, Title: "Add quota", Author: "alice", Labels: []string{"change/standard"}, HeadSHA: headSHA})
 	f.AddCommit(headSHA, "Alice <alice@example.com>", "Add quota", false)
 	f.AddReview(7, testenv.Review{User: "bob", State: "APPROVED", SubmittedAt: at(3)})
+	f.AddCollaborators("maintain", "bob")
 
 	got, err := newGitHub(t, f).PullRequestChange(context.Background(), 7)
 	if err != nil {
@@ -431,8 +442,8 @@ func TestPullRequestChange(t *testing.T) {
 		Revision: headSHA,
 		Category: change.Standard,
 		PullRequest: &change.PullRequest{Number: 7, Title: "Add quota", Author: "alice", Labels: []string{"change/standard"},
-			HeadSHA: headSHA, URL: "https://github.com/acme/fleet-config/pull/7"},
-		Approvals:        []change.Approval{{User: "bob", CommitID: headSHA, SubmittedAt: rfc(3)}},
+			HeadSHA: headSHA, BaseSHA: baseSHA, URL: "https://github.com/acme/fleet-config/pull/7"},
+		Approvals:        []change.Approval{{User: "bob", CommitID: headSHA, SubmittedAt: rfc(3), Permission: "maintain", Type: "User", Teams: []string{}}},
 		ChangesRequested: []string{},
 		Commit:           change.Commit{SHA: headSHA, Author: "Alice <alice@example.com>", Message: "Add quota"},
 	}
@@ -625,7 +636,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 	}
 
 	var errs []error
-	_, err := newGitHub(t, f).Change(context.Background(), mergeSHA)
+	_, err := newGitHub(t, f, withToken("")).Change(context.Background(), mergeSHA)
 	if err == nil || !strings.Contains(err.Error(), "401 Unauthorized: Requires authentication") {
 		t.Errorf("without a token: error = %v, want 401", err)
 	}
@@ -692,14 +703,14 @@ func TestReportStatusAndDeployments(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStatuses := []testenv.GitHubStatus{
-		{SHA: mergeSHA, State: "pending", Description: "planning", Context: "convoy/plan"},
-		{SHA: mergeSHA, State: "success", Description: strings.Repeat("x", 139) + "…", Context: "convoy/plan"},
+		{SHA: mergeSHA, State: "pending", Description: "planning", Context: "convoy/plan", Creator: testenv.FakeGitHubViewer},
+		{SHA: mergeSHA, State: "success", Description: strings.Repeat("x", 139) + "…", Context: "convoy/plan", Creator: testenv.FakeGitHubViewer},
 	}
-	if diff := cmp.Diff(wantStatuses, f.Statuses()); diff != "" {
+	if diff := cmp.Diff(wantStatuses, f.Statuses(), cmpopts.IgnoreFields(testenv.GitHubStatus{}, "ID")); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
 	}
 
-	id, err := g.CreateDeployment(ctx, mergeSHA, "production", map[string]any{"wave": "primary"})
+	id, err := g.CreateDeployment(ctx, mergeSHA, "production", true, map[string]any{"wave": "primary"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,7 +722,7 @@ func TestReportStatusAndDeployments(t *testing.T) {
 	}
 	wantDeployments := []testenv.GitHubDeployment{{
 		ID: id, Ref: mergeSHA, Task: "deploy", Environment: "production", Description: "convoy rollout of " + mergeSHA,
-		Payload: map[string]any{"wave": "primary"}, AutoMerge: false, RequiredContexts: []string{},
+		Payload: map[string]any{"wave": "primary"}, AutoMerge: false, RequiredContexts: []string{}, ProductionEnvironment: true,
 	}}
 	if diff := cmp.Diff(wantDeployments, f.Deployments()); diff != "" {
 		t.Errorf("deployments (-want +got):\n%s", diff)

@@ -20,15 +20,21 @@ type outcome struct {
 	retry       bool
 	rateLimited bool
 	until       time.Time // when GitHub allows the next request; zero: back off
+	// secondary is a secondary rate limit that named no time: wait at
+	// least g.secondary, doubled after each.
+	secondary bool
 }
 
 // do runs c until it succeeds, fails for good, or has been tried g.tries
-// times. It waits between tries with exponential backoff, or until the time a
-// rate limit names when that is at most g.maxRateWait away. Every failure is
-// an *Unavailable naming op.
+// times. It waits between tries with exponential backoff; on a rate limit,
+// until the time GitHub names (Retry-After, X-RateLimit-Reset) when that
+// is at most g.maxRateWait away, or, when it names none, a minute and
+// then twice as long each time, as GitHub's docs ask. Every wait on a rate
+// limit is logged. Every failure is an *Unavailable naming op.
 func (g *GitHub) do(ctx context.Context, op string, c call) error {
 	var lastErr error
 	var lastStatus int
+	secondaries := 0
 	for try := 1; ; try++ {
 		resp, err := c(ctx)
 		if err == nil {
@@ -41,26 +47,41 @@ func (g *GitHub) do(ctx context.Context, op string, c call) error {
 			return g.unavailable(op, try, lastStatus, false, ctxErr, describeCtx(ctxErr, lastErr))
 		}
 		lastErr = err
-		o := classify(err, time.Now())
+		now := g.clock.Now()
+		o := classify(err, now)
 		if !o.retry {
 			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describe(err))
 		}
 		wait := g.backoffFor(try)
-		if o.rateLimited && !o.until.IsZero() {
-			wait = max(time.Until(o.until), 0)
+		switch {
+		case o.rateLimited && !o.until.IsZero():
+			wait = max(o.until.Sub(now), 0)
 			if wait > g.maxRateWait {
 				reason := fmt.Sprintf("rate limited until %s, more than %s away", o.until.UTC().Format(time.RFC3339), g.maxRateWait)
-				return g.unavailable(op, try, lastStatus, true, err, reason)
+				u := g.unavailable(op, try, lastStatus, true, err, reason)
+				u.RetryAt = o.until
+				return u
 			}
+		case o.secondary:
+			wait = g.secondary << min(secondaries, 6)
+			secondaries++
 		}
 		if try >= g.tries {
-			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describe(err)+triesSuffix(try))
+			u := g.unavailable(op, try, lastStatus, o.rateLimited, err, describe(err)+triesSuffix(try))
+			if o.rateLimited {
+				u.RetryAt = now.Add(wait)
+			}
+			return u
 		}
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		if deadline, ok := ctx.Deadline(); ok && deadline.Sub(now) < wait {
 			reason := describe(err) + triesSuffix(try) + "; the next try would pass the deadline"
 			return g.unavailable(op, try, lastStatus, o.rateLimited, err, reason)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if o.rateLimited {
+			g.log.Warn("GitHub rate limit: waiting before the next try", "op", op, "wait", wait.String(),
+				"until", now.Add(wait).UTC().Format(time.RFC3339), "answer", describe(err))
+		}
+		if err := g.clock.Sleep(ctx, wait); err != nil {
 			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describeCtx(err, lastErr))
 		}
 	}
@@ -85,6 +106,8 @@ func (g *GitHub) backoffFor(try int) time.Duration {
 }
 
 // classify says whether a failed request is worth another try, and when.
+// A rate limit that names no time is a secondary one: GitHub answers those
+// with 403 or 429, at times without Retry-After or X-RateLimit-* headers.
 func classify(err error, now time.Time) outcome {
 	var rateErr *github.RateLimitError
 	var abuseErr *github.AbuseRateLimitError
@@ -102,6 +125,9 @@ func classify(err error, now time.Time) outcome {
 		if until, ok := retryAt(rateErr.Response, now); ok {
 			o.until = until
 		}
+		if o.until.IsZero() {
+			o.secondary = true
+		}
 		return o
 	case errors.As(err, &abuseErr):
 		o := outcome{retry: true, rateLimited: true}
@@ -111,6 +137,7 @@ func classify(err error, now time.Time) outcome {
 		if until, ok := retryAt(abuseErr.Response, now); ok {
 			o.until = until
 		}
+		o.secondary = o.until.IsZero()
 		return o
 	case errors.As(err, &respErr):
 		status := 0
@@ -123,8 +150,9 @@ func classify(err error, now time.Time) outcome {
 			}
 		}
 		switch {
-		case status == http.StatusTooManyRequests:
-			return outcome{retry: true, rateLimited: true}
+		case status == http.StatusTooManyRequests,
+			status == http.StatusForbidden && strings.Contains(strings.ToLower(respErr.Message), "rate limit"):
+			return outcome{retry: true, rateLimited: true, secondary: true}
 		case status >= 500:
 			return outcome{retry: true}
 		}

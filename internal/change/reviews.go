@@ -1,7 +1,7 @@
 package change
 
 import (
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,28 +19,32 @@ const (
 type Review struct {
 	ID          int64
 	User        string
+	Type        string // the reviewer's account type: User, Bot, Organization
 	State       string
 	CommitID    string
 	SubmittedAt time.Time
 }
 
 // CountReviews turns the reviews of a pull request by author into its
-// approvals and the reviewers whose latest verdict requests changes.
+// approvals and its change requests.
 //
 // For each reviewer only the latest review that states a verdict (APPROVED,
 // CHANGES_REQUESTED or DISMISSED) counts; COMMENTED and PENDING reviews never
 // change it. "Latest" is the greatest submitted_at, then the greatest id, then
-// the later position in reviews. The author's own reviews never count. Logins
-// compare case-insensitively, as GitHub's do. Approvals are sorted by user and
-// both results are non-nil, so that the policy input never holds null.
-func CountReviews(author string, reviews []Review) (approvals []Approval, changesRequested []string) {
+// the later position in reviews. Approvals keep every reviewer whose latest
+// verdict approves, the author included, so that policies can say why one
+// does not count (NotCounted); the author's change requests are left out.
+// Reviews without a user (deleted accounts) are left out. Logins compare
+// case-insensitively, as GitHub's do. Both results are sorted by user and
+// non-nil, so that the policy input never holds null.
+func CountReviews(author string, reviews []Review) (approvals, changesRequested []Approval) {
 	type kept struct {
 		review Review
 		index  int
 	}
 	latest := map[string]kept{}
 	for i, r := range reviews {
-		if r.User == "" || strings.EqualFold(r.User, author) {
+		if r.User == "" {
 			continue
 		}
 		switch strings.ToUpper(r.State) {
@@ -56,21 +60,27 @@ func CountReviews(author string, reviews []Review) (approvals []Approval, change
 	}
 
 	approvals = []Approval{}
-	changesRequested = []string{}
+	changesRequested = []Approval{}
 	for _, k := range latest {
+		a := Approval{
+			User:        k.review.User,
+			CommitID:    k.review.CommitID,
+			SubmittedAt: formatTime(k.review.SubmittedAt),
+			Type:        k.review.Type,
+			Teams:       []string{},
+		}
 		switch strings.ToUpper(k.review.State) {
 		case ReviewApproved:
-			approvals = append(approvals, Approval{
-				User:        k.review.User,
-				CommitID:    k.review.CommitID,
-				SubmittedAt: formatTime(k.review.SubmittedAt),
-			})
+			approvals = append(approvals, a)
 		case ReviewChangesRequested:
-			changesRequested = append(changesRequested, k.review.User)
+			if !strings.EqualFold(k.review.User, author) {
+				changesRequested = append(changesRequested, a)
+			}
 		}
 	}
-	sort.Slice(approvals, func(i, j int) bool { return approvals[i].User < approvals[j].User })
-	sort.Strings(changesRequested)
+	byUser := func(a, b Approval) int { return strings.Compare(a.User, b.User) }
+	slices.SortFunc(approvals, byUser)
+	slices.SortFunc(changesRequested, byUser)
 	return approvals, changesRequested
 }
 

@@ -50,7 +50,10 @@ func (t *Trailers) Change(ctx context.Context, revision string) (*Change, error)
 // the category from Change-Category (Normal without one; an error matching
 // ErrInvalidCategory for an unknown one or two different ones) and one
 // approval per distinct Approved-by, the author's own never counting.
-// Approvals carry revision as their commit_id and no submitted_at.
+// Approvals carry revision as their commit_id and no submitted_at. A
+// trailer cannot say whether its approver may approve: every one is taken
+// as a writer's (Permission "write", Type "User"), which is why this source
+// is low trust.
 func ChangeFromMessage(revision, author, message string) (*Change, error) {
 	where := "commit " + revision
 	var categories []string
@@ -69,7 +72,7 @@ func ChangeFromMessage(revision, author, message string) (*Change, error) {
 				continue
 			}
 			seen[key] = true
-			approvals = append(approvals, Approval{User: tr.Value, CommitID: revision})
+			approvals = append(approvals, Approval{User: tr.Value, CommitID: revision, Permission: "write", Type: TypeUser, Teams: []string{}})
 		}
 	}
 	category, err := categoryOf(where, categories)

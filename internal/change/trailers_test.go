@@ -122,7 +122,7 @@ func TestChangeFromMessage(t *testing.T) {
 				Commit:           change.Commit{SHA: rev, Author: author, Message: tt.message},
 			}
 			for _, a := range tt.approvers {
-				want.Approvals = append(want.Approvals, change.Approval{User: a, CommitID: rev})
+				want.Approvals = append(want.Approvals, change.Approval{User: a, CommitID: rev, Permission: "write", Type: change.TypeUser, Teams: []string{}})
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("change (-want +got):\n%s", diff)

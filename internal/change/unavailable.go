@@ -2,6 +2,7 @@ package change
 
 import (
 	"errors"
+	"time"
 )
 
 // ErrUnavailable is matched (errors.Is) by every *Unavailable: GitHub could
@@ -16,7 +17,10 @@ type Unavailable struct {
 	Status      int    // the last HTTP status, 0 when no response came
 	Tries       int    // requests made, or tried
 	RateLimited bool   // GitHub's rate limit stopped the request
-	Err         error  // the last error, for errors.As (go-github's error types, context errors)
+	// RetryAt, for a rate limit, is when GitHub allows the next request;
+	// zero when unknown.
+	RetryAt time.Time
+	Err     error // the last error, for errors.As (go-github's error types, context errors)
 }
 
 func (e *Unavailable) Error() string { return e.Op + ": " + e.Reason }

@@ -25,7 +25,7 @@ func TestTestRunsBuiltinAndRepoTests(t *testing.T) {
 import data.convoy.approvals
 
 test_ok if {
-	count(approvals.deny) == 0 with input as {"cluster": {"environment": "staging"}, "change": {"category": "standard", "approvals": [{"user": "bob"}]}}
+	count(approvals.deny) == 0 with input as {"cluster": {"environment": "staging"}, "change": {"category": "standard", "approvals": [{"user": "bob", "permission": "write", "type": "User"}]}}
 }
 
 test_broken if {

@@ -2,29 +2,35 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/convoy-gitops/convoy/internal/change"
 )
 
 // DeploymentAPI is the part of a forge's API that records deployments:
 // change.GitHub implements it.
 type DeploymentAPI interface {
-	CreateDeployment(ctx context.Context, ref, environment string, payload map[string]any) (int64, error)
+	// CreateDeployment answers an error matching *change.DeploymentRefused
+	// when the forge answered without creating one (trying again won't help).
+	CreateDeployment(ctx context.Context, ref, environment string, production bool, payload map[string]any) (int64, error)
 	SetDeploymentStatus(ctx context.Context, id int64, state, description string) error
 }
 
 // Deployments mirrors a rollout on the forge: one deployment per cluster
 // (environment = cluster name, ref = revision, payload with the wave and
 // the change), queued when the rollout starts, then in_progress, success
-// or failure as each cluster goes. Reporting never stops a rollout: its
-// errors are logged.
+// or failure as each cluster goes. Production clusters get production
+// environments. Reporting never stops a rollout: its errors are logged.
 type Deployments struct {
 	API DeploymentAPI
 	Log *slog.Logger
 
-	mu  sync.Mutex
-	ids map[string]int64 // cluster → deployment ID
+	mu      sync.Mutex
+	ids     map[string]int64 // cluster → deployment ID
+	refused int              // clusters whose deployment the forge refused for good
 }
 
 // Start creates a queued deployment for every cluster of plan.
@@ -32,6 +38,7 @@ func (d *Deployments) Start(ctx context.Context, plan *Plan) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ids = map[string]int64{}
+	d.refused = 0
 	for _, t := range plan.Targets {
 		payload := map[string]any{"wave": t.Cluster.Wave, "cluster": t.Cluster.Name}
 		if ch := plan.Change; ch != nil {
@@ -40,7 +47,15 @@ func (d *Deployments) Start(ctx context.Context, plan *Plan) {
 				payload["pull_request"] = ch.PullRequest.Number
 			}
 		}
-		id, err := d.API.CreateDeployment(ctx, plan.Revision, t.Cluster.Name, payload)
+		id, err := d.API.CreateDeployment(ctx, plan.Revision, t.Cluster.Name, t.Cluster.Environment == "production", payload)
+		var refused *change.DeploymentRefused
+		if errors.As(err, &refused) {
+			d.refused++
+			if d.Log != nil {
+				d.Log.Info("deployment not recorded on the forge", "cluster", t.Cluster.Name, "reason", err)
+			}
+			continue
+		}
 		if err != nil {
 			d.logError("create deployment", t.Cluster.Name, err)
 			continue
@@ -92,10 +107,11 @@ func (d *Deployments) logError(what, cluster string, err error) {
 	}
 }
 
-// Created counts the deployments Start created; zero when the forge could
-// not be reached, so the caller can try again on the next attempt.
-func (d *Deployments) Created() int {
+// Answered counts the clusters whose deployment the forge created or
+// refused for good; zero when it could not be reached, so the caller can
+// try again on the next attempt.
+func (d *Deployments) Answered() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.ids)
+	return len(d.ids) + d.refused
 }

@@ -170,17 +170,17 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Only a verified delivery is remembered, so a forged request cannot
-	// use up an ID that GitHub will send.
-	if !h.replays.add(delivery, time.Now()) {
-		fail(http.StatusConflict, "delivery "+clip(delivery)+" was already received")
-		return
-	}
-
 	d, err := ParseEvent(event, body, h.target)
 	if err != nil {
 		log.Warn("webhook delivery malformed", "code", http.StatusBadRequest, "error", err)
 		write(w, http.StatusBadRequest, reply{Status: "error", Reason: err.Error()})
+		return
+	}
+	// Only a delivery that is accepted is remembered: a forged one, or
+	// one refused (so that GitHub's redelivery, with the same ID, is
+	// taken), never uses up its ID.
+	if !h.replays.add(delivery, time.Now()) {
+		fail(http.StatusConflict, "delivery "+clip(delivery)+" was already received")
 		return
 	}
 	rep := reply{Status: d.Status, Reason: d.Reason}

@@ -192,6 +192,21 @@ func TestWebhookReplay(t *testing.T) {
 	}
 }
 
+// A delivery refused before it was accepted (a body that does not parse)
+// does not use up its ID: GitHub's redelivery, with the same ID, is taken.
+func TestWebhookRedeliveryAfterBadBody(t *testing.T) {
+	e := newHook(t, 0)
+	if rec := e.deliver("push", "d-77", []byte(`{"ref": 42`), nil); rec.Code != 400 {
+		t.Fatalf("bad body: %d %s, want 400", rec.Code, rec.Body)
+	}
+	if rec := e.deliver("push", "d-77", payload(t, "push"), nil); rec.Code != 202 {
+		t.Fatalf("redelivery of d-77: %d %s, want 202", rec.Code, rec.Body)
+	}
+	if rec := e.deliver("push", "d-77", payload(t, "push"), nil); rec.Code != 409 {
+		t.Errorf("a second copy of the accepted d-77: %d %s, want 409", rec.Code, rec.Body)
+	}
+}
+
 // TestWebhookReplayConcurrent: of many copies of one delivery sent at once,
 // exactly one is accepted.
 func TestWebhookReplayConcurrent(t *testing.T) {

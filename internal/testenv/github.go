@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -14,13 +15,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v4"
 )
 
-// Default repository of a FakeGitHub.
+// Default repository of a FakeGitHub, and the login of the user its
+// tokens belong to.
 const (
-	FakeGitHubOwner = "acme"
-	FakeGitHubRepo  = "fleet-config"
+	FakeGitHubOwner  = "acme"
+	FakeGitHubRepo   = "fleet-config"
+	FakeGitHubViewer = "convoy-ci"
 )
+
+// maxStatuses is how many statuses GitHub keeps per commit and context.
+const maxStatuses = 1000
 
 // fakeGitHubRateLimit is the X-RateLimit-Limit a FakeGitHub reports.
 const fakeGitHubRateLimit = 5000
@@ -44,6 +52,9 @@ type FakeGitHub struct {
 	mu           sync.Mutex
 	owner, repo  string
 	token        string
+	viewer       string // the login of the token's user
+	users        map[string]GitHubUser
+	teams        map[string][]string // "org/slug" → member logins
 	prs          []*PR
 	reviews      map[int][]fakeReview
 	commits      map[string]fakeCommit
@@ -51,19 +62,55 @@ type FakeGitHub struct {
 	comments     []GitHubComment
 	deployments  []GitHubDeployment
 	depStatuses  []GitHubDeploymentStatus
+	depAnswers   []int // statuses the next deployment creations answer
 	nextID       int64
 	requests     []string
 	used         int
 	failures     []fakeFailure
-	secondaryN   int
-	secondaryFor time.Duration
+	secondary    []SecondaryLimit
 	limitedUntil time.Time
 	latency      time.Duration
+	app          *fakeApp
+}
+
+// GitHubUser is an account a FakeGitHub knows, with its role on the
+// repository. Accounts it does not know are users with read access (anyone
+// can read and review a public repository), or apps when the login ends
+// in [bot].
+type GitHubUser struct {
+	Login string
+	Type  string // User (default), Bot or Organization
+	// Role is the repository role: admin, maintain, write, triage, read or
+	// none (default read), or a custom role's name with Base its base role.
+	Role string
+	Base string
+}
+
+// SecondaryLimit is one answer of GitHub's secondary rate limit.
+type SecondaryLimit struct {
+	Status     int           // 403 (default) or 429
+	RetryAfter time.Duration // sent as Retry-After when Headers
+	// Headers sends Retry-After and the x-ratelimit-* headers; without
+	// them the answer says nothing of when to try again, as GitHub's do
+	// at times.
+	Headers bool
+}
+
+// fakeApp is the GitHub App a FakeGitHub accepts installation tokens of.
+type fakeApp struct {
+	id, installation int64
+	slug             string
+	key              *rsa.PublicKey
+	ttl              time.Duration
+	tokens           map[string]time.Time // token → expiry
+	issued           int
 }
 
 // PR is a pull request of a FakeGitHub.
 type PR struct {
 	Number         int
+	BaseSHA        string // the base branch's commit; "bbbb…" when empty
+	Fork           bool   // the head is in a fork (another repository)
 	Title          string
 	Body           string
 	Author         string   // login
@@ -77,7 +124,7 @@ type PR struct {
 
 // Review is a pull-request review of a FakeGitHub.
 type Review struct {
-	User        string
+	User        string // "" is a deleted account: GitHub answers "user": null
 	State       string // APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
 	CommitID    string // "" means the pull request's head
 	SubmittedAt time.Time
@@ -104,12 +151,15 @@ type fakeCommit struct {
 // GitHubStatus is a commit status written to a FakeGitHub.
 type GitHubStatus struct {
 	SHA, State, Description, Context, TargetURL string
+	ID                                          int64  `cmp:"-"`
+	Creator                                     string // login of whoever posted it
 }
 
 // GitHubComment is a pull-request comment held by a FakeGitHub.
 type GitHubComment struct {
 	ID      int64
 	PR      int
+	Author  string // login
 	Body    string
 	Edits   int // times the comment was edited
 	Created time.Time
@@ -117,14 +167,15 @@ type GitHubComment struct {
 
 // GitHubDeployment is a deployment created on a FakeGitHub.
 type GitHubDeployment struct {
-	ID               int64
-	Ref              string
-	Task             string
-	Environment      string
-	Description      string
-	Payload          map[string]any
-	AutoMerge        bool
-	RequiredContexts []string // nil when the request left them out
+	ID                    int64
+	Ref                   string
+	Task                  string
+	Environment           string
+	Description           string
+	Payload               map[string]any
+	AutoMerge             bool
+	RequiredContexts      []string // nil when the request left them out
+	ProductionEnvironment bool
 }
 
 // GitHubDeploymentStatus is a deployment status written to a FakeGitHub.
@@ -141,6 +192,9 @@ func NewFakeGitHub(t testing.TB) *FakeGitHub {
 		t:       t,
 		owner:   FakeGitHubOwner,
 		repo:    FakeGitHubRepo,
+		viewer:  FakeGitHubViewer,
+		users:   map[string]GitHubUser{},
+		teams:   map[string][]string{},
 		reviews: map[int][]fakeReview{},
 		commits: map[string]fakeCommit{},
 		nextID:  1000,
@@ -160,6 +214,66 @@ func (f *FakeGitHub) SetRepo(owner, repo string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.owner, f.repo = owner, repo
+}
+
+// SetViewer names the user the tokens belong to (GET /user, the author
+// of comments made with a token); FakeGitHubViewer by default.
+func (f *FakeGitHub) SetViewer(login string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.viewer = login
+}
+
+// SetUser adds or replaces an account.
+func (f *FakeGitHub) SetUser(u GitHubUser) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users[strings.ToLower(u.Login)] = u
+}
+
+// AddCollaborators gives each login the repository role (write, admin…).
+func (f *FakeGitHub) AddCollaborators(role string, logins ...string) {
+	for _, l := range logins {
+		f.SetUser(GitHubUser{Login: l, Type: "User", Role: role})
+	}
+}
+
+// AddTeamMembers adds logins to team "org/slug", creating it.
+func (f *FakeGitHub) AddTeamMembers(team string, logins ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.teams[strings.ToLower(team)] = append(f.teams[strings.ToLower(team)], logins...)
+}
+
+// EnableApp makes the fake a GitHub App's home: POST
+// /app/installations/{installation}/access_tokens and GET /app accept a JWT
+// signed with the key whose public half is key and issued by appID, and the
+// installation tokens (valid for ttl) authenticate every other request as
+// "<slug>[bot]".
+func (f *FakeGitHub) EnableApp(appID, installation int64, slug string, key *rsa.PublicKey, ttl time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.app = &fakeApp{id: appID, installation: installation, slug: slug, key: key, ttl: ttl, tokens: map[string]time.Time{}}
+}
+
+// InstallationTokens counts the installation tokens issued.
+func (f *FakeGitHub) InstallationTokens() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.app == nil {
+		return 0
+	}
+	return f.app.issued
+}
+
+// AnswerDeployments makes the next deployment creations answer these
+// statuses in turn: 201 (created), 202 (GitHub merged the default branch
+// into the ref instead), 409 (that merge conflicts), 422 (status checks
+// failed).
+func (f *FakeGitHub) AnswerDeployments(statuses ...int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.depAnswers = append(f.depAnswers, statuses...)
 }
 
 // RequireToken makes every request need "Authorization: Bearer <token>" or
@@ -224,12 +338,18 @@ func (f *FakeGitHub) Comments(pr int) []GitHubComment {
 	return out
 }
 
-// AddComment adds a comment to pull request pr as someone else would, and returns its id.
+// AddComment adds a comment to pull request pr as another user, octocat,
+// would, and returns its id.
 func (f *FakeGitHub) AddComment(pr int, body string) int64 {
+	return f.AddCommentBy(pr, "octocat", body)
+}
+
+// AddCommentBy adds a comment by author to pull request pr and returns its id.
+func (f *FakeGitHub) AddCommentBy(pr int, author, body string) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextID++
-	f.comments = append(f.comments, GitHubComment{ID: f.nextID, PR: pr, Body: body, Created: time.Now().UTC()})
+	f.comments = append(f.comments, GitHubComment{ID: f.nextID, PR: pr, Author: author, Body: body, Created: time.Now().UTC()})
 	return f.nextID
 }
 
@@ -287,9 +407,20 @@ func (f *FakeGitHub) RateLimit(until time.Time) {
 // SecondaryRateLimit makes the next n requests fail as GitHub's secondary
 // rate limit does: 403 with Retry-After (whole seconds).
 func (f *FakeGitHub) SecondaryRateLimit(n int, retryAfter time.Duration) {
+	for range n {
+		f.SecondaryRateLimitWith(SecondaryLimit{Status: http.StatusForbidden, RetryAfter: retryAfter, Headers: true})
+	}
+}
+
+// SecondaryRateLimitWith makes the next request fail with the secondary
+// rate limit answer l (queued after any earlier ones).
+func (f *FakeGitHub) SecondaryRateLimitWith(l SecondaryLimit) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.secondaryN, f.secondaryFor = n, retryAfter
+	if l.Status == 0 {
+		l.Status = http.StatusForbidden
+	}
+	f.secondary = append(f.secondary, l)
 }
 
 // SetLatency delays every answer by d (or until the client gives up).
@@ -341,11 +472,6 @@ func (f *FakeGitHub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-GitHub-Media-Type", "github.v3; format=json")
-	h.Set("X-RateLimit-Limit", strconv.Itoa(fakeGitHubRateLimit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixNano())/1e9)), 10))
-	h.Set("X-RateLimit-Used", strconv.Itoa(fakeGitHubRateLimit-remaining))
-	h.Set("X-RateLimit-Resource", "core")
 
 	failStatus := 0
 	for i := range f.failures {
@@ -359,12 +485,21 @@ func (f *FakeGitHub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	secondary := time.Duration(-1)
-	if failStatus == 0 && f.secondaryN > 0 {
-		f.secondaryN--
-		secondary = f.secondaryFor
+	var secondary *SecondaryLimit
+	if failStatus == 0 && len(f.secondary) > 0 {
+		secondary = &f.secondary[0]
+		f.secondary = f.secondary[1:]
+	}
+	if secondary == nil || secondary.Headers {
+		h.Set("X-RateLimit-Limit", strconv.Itoa(fakeGitHubRateLimit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(reset.UnixNano())/1e9)), 10))
+		h.Set("X-RateLimit-Used", strconv.Itoa(fakeGitHubRateLimit-remaining))
+		h.Set("X-RateLimit-Resource", "core")
 	}
 	token := f.token
+	app := f.app
+	viewer := f.viewer
 	f.mu.Unlock()
 
 	switch {
@@ -375,24 +510,78 @@ func (f *FakeGitHub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeGitHubError(w, http.StatusForbidden, "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
 			"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-primary-rate-limits")
 		return
-	case secondary >= 0:
-		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(secondary.Seconds()))))
-		writeGitHubError(w, http.StatusForbidden, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+	case secondary != nil:
+		if secondary.Headers {
+			h.Set("Retry-After", strconv.Itoa(int(math.Ceil(secondary.RetryAfter.Seconds()))))
+		}
+		writeGitHubError(w, secondary.Status, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.",
 			"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits")
 		return
 	}
-	if token != "" {
-		auth := r.Header.Get("Authorization")
+
+	// Who is asking: nobody, the token's user, the app (JWT) or its
+	// installation (an installation token).
+	auth := r.Header.Get("Authorization")
+	bearer, _ := strings.CutPrefix(auth, "Bearer ")
+	if t, ok := strings.CutPrefix(auth, "token "); ok {
+		bearer = t
+	}
+	caller := ""
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/app"):
+		if app == nil || !f.validJWT(bearer, app) {
+			writeGitHubError(w, http.StatusUnauthorized, "A JSON web token could not be decoded")
+			return
+		}
+		caller = "app"
+	case app != nil && strings.HasPrefix(bearer, "ghs_"):
+		f.mu.Lock()
+		exp, ok := app.tokens[bearer]
+		f.mu.Unlock()
+		if !ok || !time.Now().Before(exp) {
+			writeGitHubError(w, http.StatusUnauthorized, "Bad credentials")
+			return
+		}
+		caller = app.slug + "[bot]"
+	case token != "":
 		if auth == "" {
 			writeGitHubError(w, http.StatusUnauthorized, "Requires authentication")
 			return
 		}
-		if auth != "Bearer "+token && auth != "token "+token {
+		if bearer != token {
 			writeGitHubError(w, http.StatusUnauthorized, "Bad credentials")
 			return
 		}
+		caller = viewer
+	case auth != "":
+		caller = viewer
 	}
+	// GitHub answers writes and GET /user only to someone it knows.
+	if caller == "" && (r.Method != http.MethodGet || r.URL.Path == "/user") {
+		writeGitHubError(w, http.StatusUnauthorized, "Requires authentication")
+		return
+	}
+	r.Header.Set(callerHeader, caller)
 	f.mux.ServeHTTP(w, r)
+}
+
+// callerHeader carries, inside the fake, who a request is from.
+const callerHeader = "X-Fake-Caller"
+
+// validJWT checks an app's JWT as GitHub does: RS256 with the app's key,
+// issued by the app's ID, not expired, at most ten minutes long.
+func (f *FakeGitHub) validJWT(token string, app *fakeApp) bool {
+	claims := &jwt.RegisteredClaims{}
+	parsed, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		if t.Method != jwt.SigningMethodRS256 {
+			return nil, fmt.Errorf("alg %v", t.Header["alg"])
+		}
+		return app.key, nil
+	})
+	if err != nil || !parsed.Valid || claims.Issuer != strconv.FormatInt(app.id, 10) || claims.ExpiresAt == nil || claims.IssuedAt == nil {
+		return false
+	}
+	return claims.ExpiresAt.Sub(claims.IssuedAt.Time) <= 10*time.Minute
 }
 
 func (f *FakeGitHub) routes() {
@@ -419,6 +608,12 @@ func (f *FakeGitHub) routes() {
 	f.mux.HandleFunc("PATCH "+base+"/issues/comments/{id}", repo(f.editComment))
 	f.mux.HandleFunc("POST "+base+"/deployments", repo(f.createDeployment))
 	f.mux.HandleFunc("POST "+base+"/deployments/{id}/statuses", repo(f.createDeploymentStatus))
+	f.mux.HandleFunc("GET "+base+"/commits/{sha}/statuses", repo(f.listStatuses))
+	f.mux.HandleFunc("GET "+base+"/collaborators/{user}/permission", repo(f.getPermission))
+	f.mux.HandleFunc("GET /orgs/{org}/teams/{slug}/members", f.listTeamMembers)
+	f.mux.HandleFunc("GET /user", f.getViewer)
+	f.mux.HandleFunc("GET /app", f.getApp)
+	f.mux.HandleFunc("POST /app/installations/{id}/access_tokens", f.createInstallationToken)
 	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeGitHubError(w, http.StatusNotFound, "Not Found")
 	})
@@ -466,16 +661,20 @@ func (f *FakeGitHub) listReviews(w http.ResponseWriter, r *http.Request) {
 		if commitID == "" {
 			commitID = p.HeadSHA
 		}
+		var user any
+		if rv.User != "" {
+			user = f.userJSON(rv.User)
+		}
 		item := map[string]any{
 			"id":                 rv.id,
 			"node_id":            fmt.Sprintf("PRR_%d", rv.id),
-			"user":               f.userJSON(rv.User),
+			"user":               user,
 			"body":               "",
 			"state":              rv.State,
 			"html_url":           fmt.Sprintf("https://github.com/%s/%s/pull/%d#pullrequestreview-%d", f.owner, f.repo, n, rv.id),
 			"pull_request_url":   f.apiURL("/repos/%s/%s/pulls/%d", f.owner, f.repo, n),
 			"commit_id":          commitID,
-			"author_association": "MEMBER",
+			"author_association": f.association(rv.User),
 		}
 		if rv.State != "PENDING" {
 			item["submitted_at"] = rv.SubmittedAt.UTC().Format(time.RFC3339)
@@ -543,15 +742,49 @@ func (f *FakeGitHub) createStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	sha := r.PathValue("sha")
+	n := 0
+	for _, st := range f.statuses {
+		if st.SHA == sha && st.Context == in.Context {
+			n++
+		}
+	}
+	if n >= maxStatuses {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+			"message": "Validation Failed",
+			"errors": []any{map[string]any{"resource": "Status", "code": "custom", "field": "sha",
+				"message": "This SHA and context has reached the maximum number of statuses."}},
+			"documentation_url": "https://docs.github.com/rest/commits/statuses#create-a-commit-status", "status": "422",
+		})
+		return
+	}
 	f.nextID++
-	f.statuses = append(f.statuses, GitHubStatus{SHA: r.PathValue("sha"), State: in.State, Description: in.Description, Context: in.Context, TargetURL: in.TargetURL})
+	f.statuses = append(f.statuses, GitHubStatus{SHA: sha, State: in.State, Description: in.Description, Context: in.Context, TargetURL: in.TargetURL, ID: f.nextID, Creator: r.Header.Get(callerHeader)})
+	writeJSON(w, http.StatusCreated, f.statusJSON(f.statuses[len(f.statuses)-1]))
+}
+
+func (f *FakeGitHub) statusJSON(st GitHubStatus) map[string]any {
 	now := time.Now().UTC().Format(time.RFC3339)
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"url": f.apiURL("/repos/%s/%s/statuses/%s", f.owner, f.repo, r.PathValue("sha")),
-		"id":  f.nextID, "node_id": fmt.Sprintf("SC_%d", f.nextID),
-		"state": in.State, "description": in.Description, "target_url": in.TargetURL, "context": in.Context,
-		"created_at": now, "updated_at": now, "creator": f.userJSON("convoy[bot]"),
-	})
+	return map[string]any{
+		"url": f.apiURL("/repos/%s/%s/statuses/%s", f.owner, f.repo, st.SHA),
+		"id":  st.ID, "node_id": fmt.Sprintf("SC_%d", st.ID),
+		"state": st.State, "description": st.Description, "target_url": st.TargetURL, "context": st.Context,
+		"created_at": now, "updated_at": now, "creator": f.userJSON(st.Creator),
+	}
+}
+
+// listStatuses lists a commit's statuses, newest first, as GitHub does.
+func (f *FakeGitHub) listStatuses(w http.ResponseWriter, r *http.Request) {
+	sha := r.PathValue("sha")
+	f.mu.Lock()
+	var items []any
+	for i := len(f.statuses) - 1; i >= 0; i-- {
+		if f.statuses[i].SHA == sha {
+			items = append(items, f.statusJSON(f.statuses[i]))
+		}
+	}
+	f.mu.Unlock()
+	f.writePage(w, r, items)
 }
 
 func (f *FakeGitHub) listComments(w http.ResponseWriter, r *http.Request) {
@@ -591,7 +824,7 @@ func (f *FakeGitHub) createComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.nextID++
-	c := GitHubComment{ID: f.nextID, PR: n, Body: in.Body, Created: time.Now().UTC()}
+	c := GitHubComment{ID: f.nextID, PR: n, Author: r.Header.Get(callerHeader), Body: in.Body, Created: time.Now().UTC()}
 	f.comments = append(f.comments, c)
 	writeJSON(w, http.StatusCreated, f.commentJSON(c))
 }
@@ -630,8 +863,26 @@ func (f *FakeGitHub) createDeployment(w http.ResponseWriter, r *http.Request) {
 		Payload          json.RawMessage `json:"payload"`
 		Environment      string          `json:"environment"`
 		Description      string          `json:"description"`
+		Production       *bool           `json:"production_environment"`
 	}
 	if !readJSON(w, r, &in) {
+		return
+	}
+	f.mu.Lock()
+	answer := http.StatusCreated
+	if len(f.depAnswers) > 0 {
+		answer, f.depAnswers = f.depAnswers[0], f.depAnswers[1:]
+	}
+	f.mu.Unlock()
+	switch answer {
+	case http.StatusAccepted:
+		writeJSON(w, http.StatusAccepted, map[string]any{"message": "Auto-merged main into topic-branch on deployment."})
+		return
+	case http.StatusConflict:
+		writeGitHubError(w, http.StatusConflict, "Conflict merging main into topic-branch.")
+		return
+	case http.StatusUnprocessableEntity:
+		writeGitHubError(w, http.StatusUnprocessableEntity, "Conflict: Commit status checks failed for topic-branch.")
 		return
 	}
 	if in.Ref == "" {
@@ -639,6 +890,11 @@ func (f *FakeGitHub) createDeployment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := GitHubDeployment{Ref: in.Ref, Task: in.Task, Environment: in.Environment, Description: in.Description, AutoMerge: true}
+	// GitHub's default: production_environment is true for "production".
+	d.ProductionEnvironment = in.Environment == "" || in.Environment == "production"
+	if in.Production != nil {
+		d.ProductionEnvironment = *in.Production
+	}
 	if d.Task == "" {
 		d.Task = "deploy"
 	}
@@ -672,7 +928,8 @@ func (f *FakeGitHub) createDeployment(w http.ResponseWriter, r *http.Request) {
 		"id":  d.ID, "node_id": fmt.Sprintf("DE_%d", d.ID),
 		"sha": in.Ref, "ref": in.Ref, "task": d.Task, "payload": payload,
 		"original_environment": d.Environment, "environment": d.Environment, "description": d.Description,
-		"creator": f.userJSON("convoy[bot]"), "created_at": now, "updated_at": now,
+		"production_environment": d.ProductionEnvironment, "transient_environment": false,
+		"creator": f.userJSON(r.Header.Get(callerHeader)), "created_at": now, "updated_at": now,
 		"statuses_url":   f.apiURL("/repos/%s/%s/deployments/%d/statuses", f.owner, f.repo, d.ID),
 		"repository_url": f.apiURL("/repos/%s/%s", f.owner, f.repo),
 	})
@@ -713,10 +970,85 @@ func (f *FakeGitHub) createDeploymentStatus(w http.ResponseWriter, r *http.Reque
 		"url": f.apiURL("/repos/%s/%s/deployments/%d/statuses/%d", f.owner, f.repo, id, f.nextID),
 		"id":  f.nextID, "node_id": fmt.Sprintf("DES_%d", f.nextID),
 		"state": in.State, "description": in.Description, "environment": env,
-		"creator": f.userJSON("convoy[bot]"), "created_at": now, "updated_at": now,
+		"creator": f.userJSON(r.Header.Get(callerHeader)), "created_at": now, "updated_at": now,
 		"deployment_url": f.apiURL("/repos/%s/%s/deployments/%d", f.owner, f.repo, id),
 		"repository_url": f.apiURL("/repos/%s/%s", f.owner, f.repo),
 	})
+}
+
+// getPermission answers GitHub's collaborator permission API: role_name is
+// the role (a custom one's name), permission the legacy base role (maintain
+// reads write, triage reads read). Apps are no collaborators: 404.
+func (f *FakeGitHub) getPermission(w http.ResponseWriter, r *http.Request) {
+	login := r.PathValue("user")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := f.user(login)
+	if u.Type == "Bot" {
+		writeGitHubError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	base := u.Role
+	if u.Base != "" {
+		base = u.Base
+	}
+	legacy := map[string]string{"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}[base]
+	if legacy == "" {
+		legacy = "none"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"permission": legacy, "role_name": u.Role, "user": f.userJSON(login)})
+}
+
+func (f *FakeGitHub) listTeamMembers(w http.ResponseWriter, r *http.Request) {
+	team := strings.ToLower(r.PathValue("org") + "/" + r.PathValue("slug"))
+	f.mu.Lock()
+	members, ok := f.teams[team]
+	var items []any
+	for _, m := range members {
+		items = append(items, f.userJSON(m))
+	}
+	f.mu.Unlock()
+	if !ok {
+		writeGitHubError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	f.writePage(w, r, items)
+}
+
+func (f *FakeGitHub) getViewer(w http.ResponseWriter, r *http.Request) {
+	caller := r.Header.Get(callerHeader)
+	if strings.HasSuffix(caller, "[bot]") {
+		// An installation token has no user.
+		writeGitHubError(w, http.StatusForbidden, "Resource not accessible by integration")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	writeJSON(w, http.StatusOK, f.userJSON(caller))
+}
+
+func (f *FakeGitHub) getApp(w http.ResponseWriter, _ *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"id": f.app.id, "slug": f.app.slug, "node_id": fmt.Sprintf("A_%d", f.app.id),
+		"name": f.app.slug, "owner": f.userJSON(f.owner)})
+}
+
+func (f *FakeGitHub) createInstallationToken(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id != f.app.installation {
+		writeGitHubError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	f.app.issued++
+	token := fmt.Sprintf("ghs_fake%06d", f.app.issued)
+	exp := time.Now().Add(f.app.ttl)
+	f.app.tokens[token] = exp
+	writeJSON(w, http.StatusCreated, map[string]any{"token": token, "expires_at": exp.UTC().Format(time.RFC3339),
+		"permissions":          map[string]any{"pull_requests": "write", "statuses": "write", "deployments": "write", "members": "read"},
+		"repository_selection": "selected"})
 }
 
 // --- payload helpers; called with f.mu held ---
@@ -749,6 +1081,14 @@ func (f *FakeGitHub) pullJSON(p *PR, full bool) map[string]any {
 		labels = append(labels, map[string]any{"id": 100 + i, "node_id": fmt.Sprintf("LA_%d", 100+i), "name": l, "color": "ededed", "default": false, "description": nil})
 	}
 	repoJSON := map[string]any{"id": 1, "name": f.repo, "full_name": f.owner + "/" + f.repo, "owner": f.userJSON(f.owner)}
+	headRepo := repoJSON
+	if p.Fork {
+		headRepo = map[string]any{"id": 2, "name": f.repo, "full_name": p.Author + "/" + f.repo, "owner": f.userJSON(p.Author), "fork": true}
+	}
+	baseSHA := p.BaseSHA
+	if baseSHA == "" {
+		baseSHA = strings.Repeat("b", 40)
+	}
 	out := map[string]any{
 		"url":              f.apiURL("/repos/%s/%s/pulls/%d", f.owner, f.repo, p.Number),
 		"id":               p.Number * 10,
@@ -768,10 +1108,10 @@ func (f *FakeGitHub) pullJSON(p *PR, full bool) map[string]any {
 		"merge_commit_sha": mergeSHA,
 		"draft":            false,
 		"head": map[string]any{"label": fmt.Sprintf("%s:pr-%d", f.owner, p.Number), "ref": fmt.Sprintf("pr-%d", p.Number),
-			"sha": p.HeadSHA, "user": f.userJSON(p.Author), "repo": repoJSON},
-		"base": map[string]any{"label": f.owner + ":main", "ref": "main", "sha": strings.Repeat("b", 40),
+			"sha": p.HeadSHA, "user": f.userJSON(p.Author), "repo": headRepo},
+		"base": map[string]any{"label": f.owner + ":main", "ref": "main", "sha": baseSHA,
 			"user": f.userJSON(f.owner), "repo": repoJSON},
-		"author_association": "MEMBER",
+		"author_association": f.association(p.Author),
 	}
 	if full {
 		out["merged"] = p.Merged
@@ -791,24 +1131,60 @@ func (f *FakeGitHub) commentJSON(c GitHubComment) map[string]any {
 		"html_url":           fmt.Sprintf("https://github.com/%s/%s/pull/%d#issuecomment-%d", f.owner, f.repo, c.PR, c.ID),
 		"issue_url":          f.apiURL("/repos/%s/%s/issues/%d", f.owner, f.repo, c.PR),
 		"body":               c.Body,
-		"user":               f.userJSON("convoy[bot]"),
+		"user":               f.userJSON(c.Author),
 		"created_at":         created,
 		"updated_at":         created,
-		"author_association": "NONE",
+		"author_association": f.association(c.Author),
 	}
 }
 
 func (f *FakeGitHub) userJSON(login string) map[string]any {
-	kind := "User"
-	if strings.HasSuffix(login, "[bot]") {
-		kind = "Bot"
+	if login == "" {
+		return nil
 	}
+	kind := f.user(login).Type
 	var id int
 	for _, b := range []byte(login) {
 		id = id*31 + int(b)
 	}
 	return map[string]any{"login": login, "id": id & 0x7fffffff, "node_id": "U_" + login, "type": kind, "site_admin": false,
 		"url": f.apiURL("/users/%s", url.PathEscape(login)), "html_url": "https://github.com/" + login}
+}
+
+// user is the account login: a known one, else an app (login ending in
+// [bot]) or a user with read access. Called with f.mu held.
+func (f *FakeGitHub) user(login string) GitHubUser {
+	if u, ok := f.users[strings.ToLower(login)]; ok {
+		if u.Type == "" {
+			u.Type = "User"
+		}
+		if u.Role == "" {
+			u.Role = "read"
+		}
+		return u
+	}
+	if strings.HasSuffix(login, "[bot]") {
+		return GitHubUser{Login: login, Type: "Bot", Role: "none"}
+	}
+	if strings.EqualFold(login, f.owner) {
+		return GitHubUser{Login: login, Type: "Organization", Role: "admin"}
+	}
+	return GitHubUser{Login: login, Type: "User", Role: "read"}
+}
+
+// association is a login's author_association: MEMBER of a team of the
+// owner, COLLABORATOR with write access or more, else NONE.
+func (f *FakeGitHub) association(login string) string {
+	for team, members := range f.teams {
+		if strings.HasPrefix(team, strings.ToLower(f.owner)+"/") && slices.ContainsFunc(members, func(m string) bool { return strings.EqualFold(m, login) }) {
+			return "MEMBER"
+		}
+	}
+	switch f.user(login).Role {
+	case "admin", "maintain", "write":
+		return "COLLABORATOR"
+	}
+	return "NONE"
 }
 
 func (f *FakeGitHub) apiURL(format string, args ...any) string {
