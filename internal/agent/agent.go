@@ -26,6 +26,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/rollout"
 	"github.com/convoy-gitops/convoy/internal/server"
 	"github.com/convoy-gitops/convoy/internal/source"
+	"github.com/convoy-gitops/convoy/internal/trust"
 )
 
 // Clock is the agent's time: policies are evaluated at Now, and holds wait
@@ -87,6 +88,7 @@ type Agent struct {
 
 	src       *source.Source
 	srcOpts   source.Options
+	pinned    *trust.Rules // the operator's rules (governance.dir); nil: each base's
 	connector *apply.Connector
 	clients   appliers // of the clusters, reused across connects
 	planner   *rollout.Planner
@@ -116,8 +118,9 @@ type state struct {
 	next        *source.Snapshot // a newer revision found mid-rollout
 
 	fleet    *fleet.Fleet
-	revision string // the revision last planned
-	result   string // its result: a rollout.Result or "error"
+	reports  *fleet.Fleet // whose change source gets the reports: the rules'
+	revision string       // the revision last planned
+	result   string       // its result: a rollout.Result or "error"
 	reason   string
 	retry    bool      // failed before any write: try again at the next poll
 	recheck  bool      // an event asks to re-evaluate the revision
@@ -146,10 +149,12 @@ func New(opts Options) (*Agent, error) {
 		cfg: cfg, log: opts.Log, metrics: opts.Metrics, clock: opts.Clock, identity: opts.Identity,
 		timeout: opts.ClusterTimeout, ghTuning: opts.GitHub, window: opts.ReadyWindow,
 		connector: &apply.Connector{KubeconfigFile: cfg.Kubeconfig.File},
-		planner:   &rollout.Planner{PolicyDirs: cfg.Policies},
-		rollouts:  server.NewQueue(),
-		plans:     server.NewQueue(),
-		wake:      make(chan struct{}, 1),
+		planner: &rollout.Planner{PolicyDirs: cfg.Policies,
+			Protected:       append([]string{os.Getenv("POD_NAMESPACE")}, cfg.Protection.Namespaces...),
+			AllowNamespaces: cfg.Protection.AllowNamespaces},
+		rollouts: server.NewQueue(),
+		plans:    server.NewQueue(),
+		wake:     make(chan struct{}, 1),
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -182,6 +187,11 @@ func New(opts Options) (*Agent, error) {
 	}
 	if err := os.MkdirAll(opt.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("workDir: %w", err)
+	}
+	if cfg.Governance.Dir != "" {
+		if a.pinned, err = trust.Load(trust.OriginPinned, "", cfg.Governance.Dir); err != nil {
+			return nil, fmt.Errorf("governance.dir: %w", err)
+		}
 	}
 	a.srcOpts = opt
 	if a.src, err = source.New(opt); err != nil {
@@ -412,17 +422,29 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 		a.finish(ctx, rev, nil, nil, nil, started, fmt.Errorf("fleet: %w", err), false)
 		return nil
 	}
-	gh, err := a.github(f)
+	// Each cluster is judged by the rules of the revision it runs, for
+	// every commit it receives: the records say which, the mirror holds
+	// them. Failing to read the repository judges nothing: try again.
+	hist, err := a.history(ctx)
 	if err != nil {
-		a.finish(ctx, rev, f, nil, nil, started, err, false)
+		a.finish(ctx, rev, f, nil, nil, started, fmt.Errorf("history: %w", err), true)
 		return nil
 	}
-	ch, chErr := a.change(ctx, f, gh, snap)
-	plan, err := a.planner.Plan(ctx, rollout.PlanInput{RepoDir: snap.Dir, Revision: rev, Fleet: f, Change: ch, ChangeErr: chErr, Now: a.clock.Now()})
+	bases := a.bases(ctx, f)
+	defer a.pruneBases(bases, rev)
+	v, err := a.judge(ctx, hist, rev, snap.Dir, f, bases)
 	if err != nil {
-		a.finish(ctx, rev, f, nil, nil, started, fmt.Errorf("plan: %w", err), false)
+		a.finish(ctx, rev, f, nil, nil, started, fmt.Errorf("judge: %w", err), true)
 		return nil
 	}
+	gh := v.gh
+	a.setReports(v.rules.Fleet)
+	plan, err := a.planner.Plan(ctx, rollout.PlanInput{RepoDir: snap.Dir, Revision: rev, Fleet: f, Now: a.clock.Now(), Basis: v.basis})
+	if err != nil {
+		a.finish(ctx, rev, f, nil, nil, started, fmt.Errorf("plan: %w", err), retryablePlan(err))
+		return nil
+	}
+	ch := plan.Change
 	for _, t := range plan.Targets {
 		a.recordDecision(t.Decision)
 	}
@@ -643,7 +665,7 @@ func (a *Agent) finish(ctx context.Context, rev string, f *fleet.Fleet, plan *ro
 	a.mu.Unlock()
 	a.metrics.SetHoldsActive(holds)
 
-	if gh, _ := a.github(f); gh != nil && rev != "" {
+	if gh, _ := a.github(a.reportsFleet(f)); gh != nil && rev != "" {
 		state, desc := "pending", ""
 		switch result {
 		case string(rollout.Done):
@@ -807,51 +829,67 @@ func (a *Agent) sourceAt(revision string) (*source.Source, error) {
 // github returns the GitHub client for the fleet's change source, nil when
 // changes do not come from GitHub.
 func (a *Agent) github(f *fleet.Fleet) (*change.GitHub, error) {
-	if f == nil || f.Change.Source != "github" {
+	if f == nil || f.Change.Source != fleet.ChangeSourceGitHub {
 		return nil, nil
 	}
-	repo := f.Change.GitHub.Owner + "/" + f.Change.GitHub.Repo
+	return a.githubFor(f.Change.GitHub.Owner, f.Change.GitHub.Repo)
+}
+
+// githubFor returns the GitHub client of owner/repo, authenticated as the
+// config says (a token, or a GitHub App installation), kept while the
+// repository stays the same.
+func (a *Agent) githubFor(owner, repo string) (*change.GitHub, error) {
+	key := owner + "/" + repo
 	a.ghMu.Lock()
 	defer a.ghMu.Unlock()
-	if a.gh != nil && a.ghRepo == repo {
+	if a.gh != nil && a.ghRepo == key {
 		return a.gh, nil
 	}
-	var api, tokenFile string
-	if a.cfg.GitHub != nil {
-		api, tokenFile = a.cfg.GitHub.API, a.cfg.GitHub.TokenFile
+	opts := change.GitHubOptions{Owner: owner, Repo: repo, Log: a.log,
+		MaxRetries: a.ghTuning.MaxRetries, Backoff: a.ghTuning.Backoff, MaxRateLimitWait: a.ghTuning.MaxRateLimitWait}
+	var tokenFile string
+	if gc := a.cfg.GitHub; gc != nil {
+		opts.BaseURL, tokenFile = gc.API, gc.TokenFile
+		if app := gc.App; app != nil {
+			auth, err := change.AppAuthFromFile(app.ID, app.InstallationID, app.PrivateKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("github.app: %w", err)
+			}
+			opts.App = auth
+		}
 	}
-	token, err := change.TokenFromEnvOrFile(tokenFile)
-	if err != nil {
-		return nil, err
+	if opts.App == nil {
+		token, err := change.TokenFromEnvOrFile(tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.Token = token
 	}
 	timeout := a.ghTuning.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	gh, err := change.NewGitHub(change.GitHubOptions{Owner: f.Change.GitHub.Owner, Repo: f.Change.GitHub.Repo, BaseURL: api, Token: token,
-		HTTPClient: &http.Client{Timeout: timeout, Transport: a.metrics.GitHubTransport(nil)},
-		MaxRetries: a.ghTuning.MaxRetries, Backoff: a.ghTuning.Backoff, MaxRateLimitWait: a.ghTuning.MaxRateLimitWait})
+	opts.HTTPClient = &http.Client{Timeout: timeout, Transport: a.metrics.GitHubTransport(nil)}
+	gh, err := change.NewGitHub(opts)
 	if err != nil {
 		return nil, err
 	}
-	a.gh, a.ghRepo = gh, repo
+	a.gh, a.ghRepo = gh, key
 	return gh, nil
 }
 
-// change reads the change behind a revision; the error is why it could
-// not be read (the plan then holds or denies, failing closed).
-func (a *Agent) change(ctx context.Context, f *fleet.Fleet, gh *change.GitHub, snap *source.Snapshot) (*change.Change, error) {
-	if gh != nil {
-		return gh.Change(ctx, snap.Revision)
-	}
-	commit := snap.Commit
-	read := func(_ context.Context, rev string) (string, string, error) {
-		if rev != snap.Revision {
-			return "", "", fmt.Errorf("revision %s is not the fetched one", short(rev))
-		}
-		return commit.Message, fmt.Sprintf("%s <%s>", commit.Author, commit.Email), nil
-	}
-	return change.NewTrailers(read).Change(ctx, snap.Revision)
+// setReports remembers the fleet whose change source the reports (commit
+// statuses, deployments) go to: the rules', never the judged revision's.
+func (a *Agent) setReports(f *fleet.Fleet) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.st.reports = f
+}
+
+// retryablePlan reports whether a plan failed on something that passes:
+// the repository or GitHub not answering, not a broken render.
+func retryablePlan(err error) bool {
+	return errors.Is(err, source.ErrUnreachable) || errors.Is(err, change.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // driftLoop corrects drift on the fleet's reconcile schedule, on clusters
@@ -928,27 +966,58 @@ func (a *Agent) planLoop(ctx context.Context) {
 	}
 }
 
-// planPR plans a pull request's head (refs/pull/N/head) and reports it on
-// the pull request: a status and one comment, edited in place.
+// planPR plans a pull request's head (refs/pull/N/head), judged by the
+// rules of its base, and reports it on the pull request: a status and one
+// comment of convoy's own, edited in place. Pull requests from forks or
+// from authors without write access are planned only when the config says
+// so.
 func (a *Agent) planPR(ctx context.Context, pr int) error {
-	// Pull-request snapshots live apart from the rollout's, which are
-	// pruned after each rollout while a plan may be reading its own.
-	opt := a.srcOpts
-	opt.Revision = fmt.Sprintf("refs/pull/%d/head", pr)
-	opt.CacheDir = filepath.Join(a.cfg.WorkDir, "pull-requests")
-	if err := os.MkdirAll(opt.CacheDir, 0o700); err != nil {
-		return err
+	owner, repo, ok := strings.Cut(a.cfg.GitHub.Repo, "/")
+	if !ok {
+		return fmt.Errorf("github.repo %q: expected OWNER/REPO", a.cfg.GitHub.Repo)
 	}
-	src, err := source.New(opt)
+	gh, err := a.githubFor(owner, repo)
 	if err != nil {
 		return err
 	}
-	snap, err := src.Fetch(ctx, "")
+	ch, err := gh.PullRequestChange(ctx, pr)
+	if err != nil {
+		return err
+	}
+	if !a.cfg.PullRequests.PlanUntrusted {
+		trusted := !ch.PullRequest.Fork
+		if trusted {
+			role, err := gh.Permission(ctx, ch.PullRequest.Author)
+			if err != nil {
+				return err
+			}
+			trusted = change.IsWriter(role)
+		}
+		if !trusted {
+			a.log.Info("pull request plan skipped", "pr", pr, "author", ch.PullRequest.Author, "fork", ch.PullRequest.Fork, "reason", errUntrustedPullRequest)
+			return nil
+		}
+	}
+	hist, err := a.history(ctx, fmt.Sprintf("refs/pull/%d/head", pr))
+	if err != nil {
+		return err
+	}
+	head, base := ch.Revision, ch.PullRequest.BaseSHA
+	if _, err := hist.Commit(head); err != nil {
+		return fmt.Errorf("pull request #%d: head %s is not in refs/pull/%d/head yet: %w", pr, short(head), pr, err)
+	}
+	if _, err := hist.Commit(base); err != nil {
+		return fmt.Errorf("pull request #%d: base %s is not on the branch: %w", pr, short(base), err)
+	}
+	// Pull-request snapshots live apart from the rollout's, which are
+	// pruned after each rollout while a plan may be reading its own.
+	cache := filepath.Join(a.cfg.WorkDir, "pull-requests")
+	snap, err := hist.Snapshot(ctx, head, cache)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := src.Prune(snap.Revision); err != nil { // plans run one at a time
+		if err := source.PruneDir(cache, snap.Revision); err != nil { // plans run one at a time
 			a.log.Warn("prune pull-request snapshots", "error", err)
 		}
 	}()
@@ -956,19 +1025,43 @@ func (a *Agent) planPR(ctx context.Context, pr int) error {
 	if err != nil {
 		return err
 	}
-	gh, err := a.github(f)
-	if err != nil || gh == nil {
-		return err
-	}
-	ch, chErr := gh.PullRequestChange(ctx, pr)
-	plan, err := a.planner.Plan(ctx, rollout.PlanInput{RepoDir: snap.Dir, Revision: snap.Revision, Fleet: f, Change: ch, ChangeErr: chErr, Now: a.clock.Now()})
+	targetRules, err := trust.Load(trust.OriginBase, head, snap.Dir)
 	if err != nil {
 		return err
 	}
-	if ch == nil {
-		return chErr
+	j := &trust.Judge{History: hist, Fixed: ch, Teams: gh, Pinned: a.pinned, SnapshotDir: filepath.Join(a.cfg.WorkDir, "bases")}
+	basis, err := j.For(ctx, base, head, targetRules)
+	if err != nil {
+		return err
 	}
-	return rollout.ReportPlan(ctx, gh, pr, ch, plan.Document())
+	plan, err := a.planner.Plan(ctx, rollout.PlanInput{RepoDir: snap.Dir, Revision: head, Fleet: f, Now: a.clock.Now(),
+		Basis: func(context.Context, *fleet.Cluster) (*trust.Basis, error) { return basis, nil }})
+	if err != nil {
+		return err
+	}
+	return rollout.ReportPlan(ctx, gh, pr, basis.Change, plan.Document())
+}
+
+// pruneBases drops the snapshots of bases no cluster runs any more.
+func (a *Agent) pruneBases(bases map[string]string, rev string) {
+	keep := []string{rev}
+	for _, b := range bases {
+		keep = append(keep, b)
+	}
+	if err := source.PruneDir(filepath.Join(a.cfg.WorkDir, "bases"), keep...); err != nil {
+		a.log.Warn("prune base snapshots", "error", err)
+	}
+}
+
+// reportsFleet is the fleet whose change source gets the reports: the
+// rules' of the last plan, or f before any.
+func (a *Agent) reportsFleet(f *fleet.Fleet) *fleet.Fleet {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.st.reports != nil {
+		return a.st.reports
+	}
+	return f
 }
 
 func short(rev string) string {

@@ -608,9 +608,11 @@ func TestAgentPlansPullRequests(t *testing.T) {
 	gh := testenv.NewFakeGitHub(t)
 	gh.SetRepo("acme", "fleet")
 	gh.RequireToken("gh-token")
+	gh.AddCollaborators("write", "alice", "bob", "carol")
 	t.Setenv("GITHUB_TOKEN", "gh-token")
 
 	// The pull request's head, served as refs/pull/7/head as GitHub does.
+	base := h.repo.Head(t)
 	h.repo.Git(t, "checkout", "--quiet", "-b", "feature")
 	if err := os.WriteFile(filepath.Join(h.repo.WorkDir, "base/settings.yaml"), []byte(setVersion(2)["base/settings.yaml"]), 0o644); err != nil {
 		t.Fatal(err)
@@ -622,7 +624,7 @@ func TestAgentPlansPullRequests(t *testing.T) {
 
 	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	gh.AddPullRequest(testenv.PR{Number: 7, Title: "Version 2", Author: "alice", Labels: []string{"change/standard"}, HeadSHA: head,
-		Body: "## Rollback\nRevert.\n"})
+		BaseSHA: base, Body: "## Rollback\nRevert.\n"})
 	gh.AddReview(7, testenv.Review{User: "bob", State: "APPROVED", SubmittedAt: at})
 	gh.AddCommit(head, "alice", "version 2", true)
 
@@ -663,5 +665,98 @@ func TestAgentPlansPullRequests(t *testing.T) {
 	}
 	if c := gh.Comments(7); len(c) != 1 || c[0].Edits != 1 || !strings.Contains(c[0].Body, "⛔ deny") {
 		t.Errorf("comments = %+v, want the one comment edited to deny", c)
+	}
+
+	// A pull request from a fork is not planned (pullRequests.planUntrusted
+	// is off): its renders and policies are nobody's trusted content. The
+	// plan queue is first in, first out: once pull request 7 is planned
+	// again, 8 was skipped.
+	gh.AddPullRequest(testenv.PR{Number: 8, Title: "Mine", Author: "mallory", Labels: []string{"change/standard"}, HeadSHA: head,
+		BaseSHA: base, Fork: true, Body: "## Rollback\nRevert.\n"})
+	requests := func(prefix string) int {
+		n := 0
+		for _, r := range gh.RequestLog() {
+			if strings.HasPrefix(r, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	before := requests("GET /repos/acme/fleet/issues/7/comments")
+	statuses := len(gh.Statuses())
+	deliver(t, a, "pull_request", strings.ReplaceAll(pr("opened"), `"number":7`, `"number":8`), 3)
+	deliver(t, a, "pull_request", pr("synchronize"), 4)
+	waitFor(t, 60*time.Second, "pull request 7 planned a third time", func() bool {
+		return requests("GET /repos/acme/fleet/issues/7/comments") > before
+	})
+	if n := requests("GET /repos/acme/fleet/issues/8/comments"); n != 0 {
+		t.Errorf("the fork's pull request was planned: %d comment lookups", n)
+	}
+	if n := len(gh.Statuses()); n != statuses {
+		t.Errorf("statuses %d, want %d: the same plan again posts none, the fork's gets none", n, statuses)
+	}
+	if c := gh.Comments(8); len(c) != 0 {
+		t.Errorf("comments on the fork's pull request = %+v, want none", c)
+	}
+}
+
+// TestAgentJudgesEveryCommit: a major change held on production by business
+// hours cannot ride there inside a later standard change. The canary takes
+// both; production stays held while any commit it would receive is held,
+// and once business hours end it receives both at once.
+func TestAgentJudgesEveryCommit(t *testing.T) {
+	h := newHarness(t, fleetFiles("", ""))
+	rev1 := h.repo.Head(t)
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock(time.Date(2026, 11, 25, 10, 30, 0, 0, shanghai)) // a Wednesday, in business hours
+	a, _ := h.start(h.config(nil), clock, "agent-1")
+	h.waitRevision(rev1, 60*time.Second, "staging", "prod", "dr")
+
+	major := "version 2\n\n## Rollback\nRevert it.\n\nChange-Category: major\nApproved-by: Bob Reviewer <bob@example.com>\nApproved-by: Carol <carol@example.com>\n"
+	rev2 := h.repo.Commit(t, major, setVersion(2))
+	push(t, a, rev2, 2)
+	h.waitRevision(rev2, 60*time.Second, "staging")
+	waitHeld := func(rev string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			st := a.Status()
+			if len(st.Rollouts) > 0 && st.Rollouts[0].Revision == rev && st.Rollouts[0].Result == "held" {
+				for _, hold := range st.Holds {
+					if !strings.Contains(hold.Reason, "major change to production") {
+						t.Errorf("hold %+v, want business hours holding the major change", hold)
+					}
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not held after 30s: %+v", short(rev), st.Rollouts)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitHeld(rev2)
+
+	rev3 := h.repo.Commit(t, "version 3"+approved, setVersion(3))
+	push(t, a, rev3, 3)
+	h.waitRevision(rev3, 60*time.Second, "staging")
+	waitHeld(rev3)
+	for _, c := range []string{"prod", "dr"} {
+		if rec := h.record(c); rec.Revision != rev1 || h.settingsVersion(c) != "1" {
+			t.Fatalf("cluster %s at %s (version %s) during business hours, want %s: the major change rode along", c, short(rec.Revision), h.settingsVersion(c), short(rev1))
+		}
+	}
+	if rec := h.record("staging"); len(rec.Change.Commits) != 1 || rec.Change.Commits[0] != rev3 || rec.Change.Base != rev2 {
+		t.Errorf("staging's record carries %v since %s, want %s alone since %s", rec.Change.Commits, short(rec.Change.Base), short(rev3), short(rev2))
+	}
+
+	clock.Set(time.Date(2026, 11, 25, 18, 0, 1, 0, shanghai))
+	h.waitRevision(rev3, 60*time.Second, "staging", "prod", "dr")
+	rec := h.record("prod")
+	if rec.Change.Category != "major" || len(rec.Change.Commits) != 2 || rec.Change.Commits[1] != rev2 || rec.Change.Base != rev1 || rec.Change.Rules != "base" {
+		t.Errorf("prod's record change = %+v, want major, carrying %s and %s since %s, judged by the base's rules", rec.Change, short(rev3), short(rev2), short(rev1))
 	}
 }

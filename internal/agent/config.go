@@ -49,6 +49,20 @@ type Config struct {
 	// HoldRecheck bounds how long a hold waits before it is re-evaluated
 	// when no window end or event comes sooner.
 	HoldRecheck Duration `yaml:"holdRecheck"`
+	// Governance pins the rules that judge every change to an
+	// operator-owned directory (fleet.yaml, policies/, CODEOWNERS laid out
+	// as in the config repository), which the config repository then
+	// cannot change. Unset: each change is judged by the rules of the
+	// revision its cluster runs.
+	Governance GovernanceConfig `yaml:"governance"`
+	// PullRequests says which pull requests the agent plans.
+	PullRequests PullRequestConfig `yaml:"pullRequests"`
+	// Protection names the namespaces changes may not write to besides
+	// convoy-system and the agent's own.
+	Protection ProtectionConfig `yaml:"protection"`
+	// MaxCommits bounds the commits one rollout carries, each judged on
+	// its own; trust.DefaultMaxCommits when zero.
+	MaxCommits int `yaml:"maxCommits"`
 
 	file string // where it was loaded from, for messages
 }
@@ -85,14 +99,46 @@ type KubeconfigConfig struct {
 	File string `yaml:"file"`
 }
 
-// GitHubConfig enables the GitHub change source's API access.
+// GitHubConfig enables the GitHub change source's API access: a token,
+// or a GitHub App installation.
 type GitHubConfig struct {
-	API       string `yaml:"api"`
-	TokenFile string `yaml:"tokenFile"`
+	API       string     `yaml:"api"`
+	TokenFile string     `yaml:"tokenFile"`
+	App       *GitHubApp `yaml:"app"`
 	// Repo is owner/name of the config repository on GitHub: the webhook
 	// acts only on its deliveries. The change source reads the fleet's
 	// spec.change.github.
 	Repo string `yaml:"repo"`
+}
+
+// GovernanceConfig pins the rules that judge changes.
+type GovernanceConfig struct {
+	Dir string `yaml:"dir"`
+}
+
+// PullRequestConfig says which pull requests are planned.
+type PullRequestConfig struct {
+	// PlanUntrusted plans pull requests from forks and from authors
+	// without write access too (default: not; their plans run policies
+	// and renders of content nobody trusted yet).
+	PlanUntrusted bool `yaml:"planUntrusted"`
+}
+
+// ProtectionConfig adjusts the protected namespaces.
+type ProtectionConfig struct {
+	// Namespaces are protected besides convoy-system and the agent's own.
+	Namespaces []string `yaml:"namespaces"`
+	// AllowNamespaces lifts the protection of these (for a fleet that
+	// deploys into the agent's namespace on purpose).
+	AllowNamespaces []string `yaml:"allowNamespaces"`
+}
+
+// GitHubApp authenticates the agent as a GitHub App installation; the
+// installation token is renewed before it expires.
+type GitHubApp struct {
+	ID             int64  `yaml:"id"`
+	InstallationID int64  `yaml:"installationID"`
+	PrivateKeyFile string `yaml:"privateKeyFile"`
 }
 
 // WebhookConfig enables POST /hooks/github.
@@ -331,6 +377,29 @@ func (v *validator) check(c *Config) {
 		if o, r, ok := strings.Cut(c.GitHub.Repo, "/"); !ok || o == "" || r == "" || strings.Contains(r, "/") {
 			v.addf("github.repo", "expected OWNER/REPO, got %q", c.GitHub.Repo)
 		}
+	}
+	if c.GitHub != nil && c.GitHub.App != nil {
+		app := c.GitHub.App
+		if app.ID <= 0 {
+			v.addf("github.app.id", "required: the GitHub App's ID")
+		}
+		if app.InstallationID <= 0 {
+			v.addf("github.app.installationID", "required: the installation's ID on the config repository's owner")
+		}
+		if app.PrivateKeyFile == "" {
+			v.addf("github.app.privateKeyFile", "required: the app's private key (PEM), mounted from a Secret")
+		}
+		if c.GitHub.TokenFile != "" {
+			v.addf("github.tokenFile", "set with github.app: use one of them")
+		}
+	}
+	if c.Governance.Dir != "" {
+		if st, err := os.Stat(c.Governance.Dir); err != nil || !st.IsDir() {
+			v.addf("governance.dir", "%q is not a directory", c.Governance.Dir)
+		}
+	}
+	if c.MaxCommits < 0 {
+		v.addf("maxCommits", "must be 0 (the default, %d) or more", 100)
 	}
 	if c.Webhook != nil && (c.GitHub == nil || c.GitHub.Repo == "") {
 		v.addf("webhook", "needs github.repo: the repository whose deliveries are acted on")

@@ -81,6 +81,14 @@ type RecordChange struct {
 	PullRequest int      `json:"pullRequest,omitempty"`
 	Category    string   `json:"category,omitempty"`
 	Approvers   []string `json:"approvers,omitempty"`
+	// Commits are the commits the rollout carried, newest first.
+	Commits []string `json:"commits,omitempty"`
+	// Base is the trusted base whose rules judged the change; Rules says
+	// where they came from: base, pinned or bootstrap.
+	Base  string `json:"base,omitempty"`
+	Rules string `json:"rules,omitempty"`
+	// Governance names what the change edited of the rules.
+	Governance []string `json:"governance,omitempty"`
 }
 
 // RecordName is the name of a fleet's record ConfigMap.

@@ -91,3 +91,23 @@ type Commit struct {
 	Message  string `json:"message"`
 	Verified bool   `json:"verified"`
 }
+
+// strictness orders categories from the least to the most demanding: a
+// rollout that carries several changes is of the strictest among them.
+var strictness = map[string]int{Emergency: 0, Standard: 1, Normal: 2, Major: 3, Unreviewed: 4}
+
+// Strictest returns the strictest of categories (an unknown one is the
+// strictest of all: policies deny it by name); "" for none.
+func Strictest(categories ...string) string {
+	best, rank := "", -1
+	for _, c := range categories {
+		r, ok := strictness[c]
+		if !ok {
+			r = len(strictness)
+		}
+		if r > rank {
+			best, rank = c, r
+		}
+	}
+	return best
+}

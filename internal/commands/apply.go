@@ -30,11 +30,17 @@ type applyFlags struct {
 func newApplyCmd() *cobra.Command {
 	var fl applyFlags
 	cmd := &cobra.Command{
-		Use:   "apply --repo DIR|URL [--revision REV] [--kubeconfig F] [--change FILE] [--now RFC3339] [--allow-empty]",
+		Use:   "apply --repo DIR|URL [--revision REV] [--base REV] [--kubeconfig F] [--change FILE] [--now RFC3339] [--allow-empty]",
 		Short: "Run one rollout, wave by wave, with the same gates as the agent",
 		Long: `Apply renders every cluster, evaluates the policies, dry-runs every object on
 every cluster, then applies wave by wave: a wave starts only when the previous
 one is healthy (and baked). Progress goes to stderr, the summary to stdout.
+
+What is applied is one commit read from the repository's object store
+(--revision: HEAD by default, or anything git accepts); a work tree with
+uncommitted changes is refused unless --revision names the commit. The change
+is judged by the rules of --base (default: the first parent), as convoy plan
+does.
 
 Exit codes: 0 done, 1 denied or failed, 3 held, 2 error (bad input,
 unreachable cluster, an object the API server rejects).`,
@@ -43,7 +49,7 @@ unreachable cluster, an object the API server rejects).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&fl.repo, "repo", "", "config repository: directory or Git URL")
-	f.StringVar(&fl.revision, "revision", "", "revision to roll out (default: the directory as it is, or the branch head)")
+	f.StringVar(&fl.revision, "revision", "", "commit to roll out: HEAD (default), a branch, a tag, a SHA, HEAD~1…")
 	f.StringVar(&fl.kubeconfig, "kubeconfig", "", "kubeconfig file with a context per cluster (default: $KUBECONFIG, ~/.kube/config)")
 	fl.change.register(cmd)
 	f.StringVar(&fl.now, "now", "", "evaluate policies at this time (RFC 3339) instead of the clock")
@@ -62,26 +68,23 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	co, err := openRepo(ctx, fl.repo, fl.revision)
+	if fl.change.pr != 0 {
+		return withCode(ExitError, errors.New("--pr: apply rolls out merged revisions; use convoy plan --pr N for pull requests"))
+	}
+	co, err := openRepo(ctx, repoOptions{repo: fl.repo, revision: fl.revision, clean: true})
 	if err != nil {
 		return withCode(ExitError, err)
 	}
 	if co.Revision == "" {
-		return withCode(ExitError, fmt.Errorf("--repo %s: not a git repository; a rollout needs a revision to record", fl.repo))
+		return withCode(ExitError, fmt.Errorf("--repo %s: not the root of a git repository; a rollout needs a commit to record", fl.repo))
 	}
-	if fl.change.pr != 0 {
-		return withCode(ExitError, errors.New("--pr: apply rolls out merged revisions; use convoy plan --pr N for pull requests"))
-	}
-	gh, err := fl.change.githubClient(co.Fleet)
+	g, err := judge(ctx, co, fl.change)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	ch, changeErr, err := loadChange(ctx, co, fl.change, gh)
-	if err != nil {
-		return withCode(ExitError, err)
-	}
+	gh := g.gh
 	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
-	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, ChangeErr: changeErr, Now: now})
+	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: g.basis.Change, Now: now, Basis: g.basisOf})
 	if err != nil {
 		return withCode(ExitError, err)
 	}
@@ -149,7 +152,7 @@ func preWrite(out *rollout.Outcome) bool {
 // renderAt renders one cluster at another revision of the same repository,
 // for rollback.
 func (co *checkout) renderAt(ctx context.Context, revision string, c *fleet.Cluster) ([]*unstructured.Unstructured, string, error) {
-	snap, err := co.fetch(ctx, revision)
+	snap, err := co.History.Snapshot(ctx, revision, co.cacheDir)
 	if err != nil {
 		return nil, "", err
 	}

@@ -141,6 +141,8 @@ func TestApplyFleet(t *testing.T) {
 	// a GitHub deployment that follows the rollout.
 	rev1 := e.repo.Head(t)
 	gh := testenv.NewFakeGitHub(t)
+	t.Setenv("GITHUB_TOKEN", "gh-token")
+	gh.AddCollaborators("write", "bob")
 	gh.AddPullRequest(testenv.PR{Number: 12, Title: "Roll out the scheduler", Author: "alice", Labels: []string{"change/normal"},
 		HeadSHA: strings.Repeat("cd", 20), MergeCommitSHA: rev1, Merged: true, Body: "## Rollback\nRevert the merge.\n"})
 	gh.AddCommit(rev1, "alice", "Roll out the scheduler", true)

@@ -91,7 +91,7 @@ func TestInvalidCorpus(t *testing.T) {
 	clusters := testenv.Start(t, testenv.Spec{Name: "x"}, testenv.Spec{Name: "y"})
 	change := filepath.Join(root, "fixtures/changes/normal-approved.json")
 
-	before := corpusWrites(t, clusters)
+	before := corpusSettled(t, clusters)
 	for _, name := range dirs {
 		ok := t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(corpus, name)
@@ -103,6 +103,7 @@ func TestInvalidCorpus(t *testing.T) {
 				work, _ := testenv.FixtureRepo(t, dir)
 				if setup := corpusSetups[name]; setup != nil {
 					setup(t, work)
+					testenv.CommitWorkTree(t, work, "what cannot be a fixture file")
 				}
 				code, out, errOut = run(t, "apply", "--repo", work, "--kubeconfig", clusters.KubeconfigFile,
 					"--change", change, "--now", night)
@@ -191,6 +192,23 @@ func corpusExpectation(t *testing.T, dir string) (command string, want []string)
 	}
 	t.Fatalf("%s has no expect.txt, expect-apply.txt or expect-run.txt", dir)
 	return "", nil
+}
+
+// corpusSettled waits until the fresh API servers stop writing on their
+// own (bootstrap objects, priority-and-fairness configuration) and returns
+// the counts then: two readings a second apart that agree, within 30 s.
+func corpusSettled(t *testing.T, cs *testenv.Clusters) map[string]int {
+	t.Helper()
+	last := corpusWrites(t, cs)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		now := corpusWrites(t, cs)
+		if fmt.Sprint(now) == fmt.Sprint(last) {
+			return now
+		}
+		last = now
+	}
+	return last
 }
 
 // corpusWrites counts each cluster's real (not dry-run) writes so far,
@@ -390,6 +408,16 @@ func TestPlanMasksSecretsInPolicyMessages(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
 	work, _ := testenv.FixtureRepo(t, filepath.Join(root, "fixtures/invalid/agent-unsigned-commit/repo"))
+	// The policy lands first: a change is judged by the rules before it.
+	corpusWrite(t, filepath.Join(work, "policies/audit.rego"), `package convoy.audit
+
+warn contains msg if {
+	some o in input.objects
+	o.kind == "Secret"
+	msg := sprintf("secret %s holds %v %v", [o.metadata.name, o.data, o.stringData])
+}
+`)
+	testenv.CommitWorkTree(t, work, "audit Secrets")
 	corpusWrite(t, filepath.Join(work, "clusters/y/secret.yaml"), `apiVersion: v1
 kind: Secret
 metadata:
@@ -401,14 +429,7 @@ data:
   token: c3VwZXItc2VjcmV0LXRva2Vu
 `)
 	corpusWrite(t, filepath.Join(work, "clusters/y/kustomization.yaml"), "resources:\n- app.yaml\n- secret.yaml\n")
-	corpusWrite(t, filepath.Join(work, "policies/audit.rego"), `package convoy.audit
-
-warn contains msg if {
-	some o in input.objects
-	o.kind == "Secret"
-	msg := sprintf("secret %s holds %v %v", [o.metadata.name, o.data, o.stringData])
-}
-`)
+	testenv.CommitWorkTree(t, work, "a Secret")
 	change := filepath.Join(root, "fixtures/changes/normal-approved.json")
 	for _, format := range []string{"text", "json", "markdown"} {
 		code, out, errOut := run(t, "plan", "--repo", work, "--change", change, "--now", night, "-o", format)

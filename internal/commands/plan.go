@@ -16,6 +16,7 @@ import (
 
 type planFlags struct {
 	repo, revision, now, output, kubeconfig string
+	worktree                                bool
 	policyDirs                              []string
 	change                                  changeFlags
 }
@@ -23,18 +24,31 @@ type planFlags struct {
 func newPlanCmd() *cobra.Command {
 	var fl planFlags
 	cmd := &cobra.Command{
-		Use:   "plan --repo DIR [--revision REV] [--change FILE | --github-repo O/R [--pr N]] [--github-api URL] [--now RFC3339] [-o text|json|markdown]",
+		Use:   "plan --repo DIR [--revision REV] [--base REV] [--change FILE | --github-repo O/R [--pr N]] [--github-api URL] [--now RFC3339] [-o text|json|markdown]",
 		Short: "Render and evaluate every cluster, in wave order, without applying",
 		Long: `Plan renders every cluster of the fleet and evaluates the change against the
 policies, cluster by cluster in wave order. The overall verdict is deny if any
 cluster denies, else hold if any holds, else allow.
 
-The change comes from --change FILE, from GitHub (--github-repo, or
-spec.change.source: github), or from the commit's trailers. With --pr N the
+What is planned is one commit, read from the repository's object store
+(--revision: HEAD by default, or anything git accepts: a branch, a tag, a
+short SHA, HEAD~1), never the work tree. --worktree plans the work tree as it
+is instead, labelled uncommitted and with no change: no approval applies to it.
+A directory that is no git repository is planned as it is, with --change.
+
+The change is judged by the rules of a trusted base, never by its own: the
+policies/, CODEOWNERS and fleet.yaml's policy data, windows, time zone,
+change source, environments and capacities of --base (default: the
+revision's first parent; with --pr, the pull request's base). Every commit
+between base and revision is judged on its own. What the change edits of those
+rules is listed as its governance, and needs the approvals of a major change.
+
+The change comes from --change FILE, from GitHub (--github-repo, or the base's
+spec.change.source: github), or from the commits' trailers. With --pr N the
 plan is for that pull request before it merges (render the PR's head with
 --repo/--revision); its result is reported on the pull request as the commit
-status convoy/plan and one comment, updated in place. When GitHub cannot be
-read, every cluster is held: no approval is ever invented.
+status convoy/plan and one comment of convoy's own, updated in place. When
+GitHub cannot be read, every cluster is held: no approval is ever invented.
 
 Exit codes: 0 allow, 1 deny, 3 hold, 2 error.`,
 		Args: cobra.NoArgs,
@@ -42,7 +56,8 @@ Exit codes: 0 allow, 1 deny, 3 hold, 2 error.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&fl.repo, "repo", "", "config repository: directory or Git URL")
-	f.StringVar(&fl.revision, "revision", "", "revision to plan (default: the directory as it is, or the branch head)")
+	f.StringVar(&fl.revision, "revision", "", "commit to plan: HEAD (default), a branch, a tag, a SHA, HEAD~1…")
+	f.BoolVar(&fl.worktree, "worktree", false, "plan the work tree as it is, uncommitted changes included, with no change (unreviewed)")
 	fl.change.register(cmd)
 	f.StringVar(&fl.kubeconfig, "kubeconfig", "", "kubeconfig with a context per cluster: adds each reachable cluster's live diff (server-side dry-run)")
 	f.StringVar(&fl.now, "now", "", "evaluate at this time (RFC 3339) instead of the clock")
@@ -62,20 +77,17 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	co, err := openRepo(ctx, fl.repo, fl.revision)
+	co, err := openRepo(ctx, repoOptions{repo: fl.repo, revision: fl.revision, worktree: fl.worktree})
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	gh, err := fl.change.githubClient(co.Fleet)
+	g, err := judge(ctx, co, fl.change)
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	ch, changeErr, err := loadChange(ctx, co, fl.change, gh)
-	if err != nil {
-		return withCode(ExitError, err)
-	}
+	gh := g.gh
 	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
-	in := rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: ch, ChangeErr: changeErr, Now: now}
+	in := rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: g.basis.Change, Now: now, Basis: g.basisOf}
 	if fl.kubeconfig != "" {
 		in.Live = connectFunc(&apply.Connector{KubeconfigFile: fl.kubeconfig}, co.Fleet.Name)
 		in.Warn = func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "convoy: %s\n", msg) }
@@ -85,11 +97,12 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 		return withCode(ExitError, err)
 	}
 	doc := plan.Document()
-	if err := writePlan(cmd.OutOrStdout(), fl.output, doc); err != nil {
+	doc.Uncommitted = co.Worktree
+	if err := writePlan(cmd.OutOrStdout(), fl.output, doc, co.label()); err != nil {
 		return withCode(ExitError, err)
 	}
 	if gh != nil && fl.change.pr != 0 {
-		if err := rollout.ReportPlan(ctx, gh, fl.change.pr, ch, doc); err != nil {
+		if err := rollout.ReportPlan(ctx, gh, fl.change.pr, plan.Change, doc); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "convoy: report plan on pull request #%d: %v\n", fl.change.pr, err)
 		}
 	}
@@ -102,7 +115,7 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 	return nil
 }
 
-func writePlan(w io.Writer, format string, doc rollout.PlanDoc) error {
+func writePlan(w io.Writer, format string, doc rollout.PlanDoc, label string) error {
 	switch format {
 	case "json":
 		b, err := json.MarshalIndent(doc, "", "  ")
@@ -123,6 +136,6 @@ func writePlan(w io.Writer, format string, doc rollout.PlanDoc) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", short(doc.Revision), rollout.CategoryOf(doc.Change), doc.Verdict)
+	_, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", label, rollout.CategoryOf(doc.Change), doc.Verdict)
 	return err
 }

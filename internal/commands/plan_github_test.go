@@ -19,6 +19,7 @@ import (
 func TestPlanGitHubPullRequest(t *testing.T) {
 	gh := testenv.NewFakeGitHub(t)
 	gh.RequireToken("s3cr3t-token")
+	gh.AddCollaborators("write", "bob", "carol")
 	t.Setenv("GITHUB_TOKEN", "s3cr3t-token")
 	head := strings.Repeat("ab", 20)
 	gh.AddPullRequest(testenv.PR{Number: 7, Title: "Scale the scheduler", Author: "alice", Labels: []string{"change/major"},
@@ -40,9 +41,9 @@ func TestPlanGitHubPullRequest(t *testing.T) {
 	}
 	users := []string{}
 	for _, a := range doc.Change.Approvals {
-		users = append(users, a.User)
+		users = append(users, a.User+":"+a.Permission)
 	}
-	if diff := cmp.Diff([]string{"bob", "carol"}, users); diff != "" {
+	if diff := cmp.Diff([]string{"alice:read", "bob:write", "carol:write"}, users); diff != "" {
 		t.Errorf("approvals (-want +got):\n%s", diff)
 	}
 	if doc.Change.Category != "major" || doc.Change.PullRequest == nil || doc.Change.PullRequest.Number != 7 || doc.Change.PullRequest.HeadSHA != head {
@@ -71,6 +72,32 @@ func TestPlanGitHubPullRequest(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"success", "failure"}, states); diff != "" {
 		t.Errorf("commit statuses (-want +got):\n%s", diff)
+	}
+}
+
+// TestPlanGitHubStrangerAndBot: on a public repository anyone may approve;
+// a major change approved by one collaborator, a stranger with read access
+// and an app is denied, the message naming who did not count and why.
+func TestPlanGitHubStrangerAndBot(t *testing.T) {
+	gh := testenv.NewFakeGitHub(t)
+	t.Setenv("GITHUB_TOKEN", "s3cr3t-token")
+	gh.AddCollaborators("write", "bob")
+	head := strings.Repeat("ef", 20)
+	gh.AddPullRequest(testenv.PR{Number: 8, Title: "Resize", Author: "alice", Labels: []string{"change/major"},
+		HeadSHA: head, Body: "## Rollback\nRevert.\n"})
+	gh.AddCommit(head, "alice", "Resize", true)
+	gh.AddReview(8, testenv.Review{User: "bob", State: "APPROVED"})
+	gh.AddReview(8, testenv.Review{User: "mallory", State: "APPROVED"})
+	gh.AddReview(8, testenv.Review{User: "renovate[bot]", State: "APPROVED"})
+	code, doc, errOut := runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--pr", "8", "--now", "2026-11-25T23:30:00+08:00")
+	if code != ExitDeny {
+		t.Fatalf("exit %d, want 1; stderr %s", code, errOut)
+	}
+	want := "major change needs 2 approvals, has 1 (bob); not counted: mallory: read access, renovate[bot]: app"
+	for _, c := range doc.Clusters {
+		if len(c.Deny) != 1 || c.Deny[0].Msg != want {
+			t.Errorf("cluster %s denies %+v, want %q", c.Name, c.Deny, want)
+		}
 	}
 }
 

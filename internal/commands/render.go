@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-git/go-git/v5"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -21,8 +20,10 @@ import (
 
 // renderOutput is the JSON form of convoy render.
 type renderOutput struct {
-	Revision string          `json:"revision"`
-	Clusters []renderCluster `json:"clusters"`
+	Revision string `json:"revision"`
+	// Uncommitted: a work tree rendered as it is (--worktree).
+	Uncommitted bool            `json:"uncommitted,omitempty"`
+	Clusters    []renderCluster `json:"clusters"`
 }
 
 // renderCluster is one cluster of renderOutput.
@@ -36,6 +37,7 @@ func newRenderCmd() *cobra.Command {
 	var (
 		repo     string
 		revision string
+		worktree bool
 		clusters []string
 		output   string
 	)
@@ -43,12 +45,15 @@ func newRenderCmd() *cobra.Command {
 		Use:   "render --repo DIR [--cluster NAME]... [-o yaml|json]",
 		Short: "Render clusters' manifests",
 		Long: `Render renders the clusters of a config repository with kustomize, in wave
-order, with the cluster variables substituted. Every cluster is rendered before
+order, with the cluster variables substituted. What is rendered is one commit
+read from the repository's object store (HEAD by default), never the work
+tree, unless --worktree asks for it; a directory that is no git repository is
+rendered as it is. Every cluster is rendered before
 anything is printed: on any error nothing goes to stdout, each problem goes to
 stderr on its own line, and the exit code is 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := runRender(cmd, repo, revision, clusters, output)
+			out, err := runRender(cmd, repo, revision, worktree, clusters, output)
 			if err != nil {
 				return withCode(ExitError, err)
 			}
@@ -57,18 +62,19 @@ stderr on its own line, and the exit code is 2.`,
 		},
 	}
 	cmd.Flags().StringVar(&repo, "repo", "", "config repository: directory or Git URL")
-	cmd.Flags().StringVar(&revision, "revision", "", "revision to render (default: the directory as it is, or the branch head)")
+	cmd.Flags().StringVar(&revision, "revision", "", "commit to render: HEAD (default), a branch, a tag, a SHA, HEAD~1…")
+	cmd.Flags().BoolVar(&worktree, "worktree", false, "render the work tree as it is, uncommitted changes included")
 	cmd.Flags().StringArrayVar(&clusters, "cluster", nil, "render only this cluster (repeatable); default: all")
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return cmd
 }
 
 // runRender renders and formats; it returns the whole output or an error.
-func runRender(cmd *cobra.Command, repo, revision string, names []string, output string) ([]byte, error) {
+func runRender(cmd *cobra.Command, repo, revision string, worktree bool, names []string, output string) ([]byte, error) {
 	if output != "yaml" && output != "json" {
 		return nil, fmt.Errorf("--output %q: expected yaml or json", output)
 	}
-	co, err := openRepo(cmd.Context(), repo, revision)
+	co, err := openRepo(cmd.Context(), repoOptions{repo: repo, revision: revision, worktree: worktree})
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +88,7 @@ func runRender(cmd *cobra.Command, repo, revision string, names []string, output
 	if err != nil {
 		return nil, err
 	}
-	doc := renderOutput{Revision: co.Revision, Clusters: make([]renderCluster, len(results))}
+	doc := renderOutput{Revision: co.Revision, Uncommitted: co.Worktree, Clusters: make([]renderCluster, len(results))}
 	for i, res := range results {
 		c := f.ClusterByName(res.Cluster)
 		doc.Clusters[i] = renderCluster{Name: c.Name, Wave: c.Wave, Objects: objectMaps(res.Objects)}
@@ -203,18 +209,4 @@ var urlLike = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://|[a-zA-Z0-9_.-]+@[
 // looksLikeURL reports whether repo names a remote repository.
 func looksLikeURL(repo string) bool {
 	return urlLike.MatchString(repo) || strings.HasPrefix(repo, "github.com/")
-}
-
-// gitRevision returns the HEAD commit of dir when dir is the root of a git
-// repository, else "".
-func gitRevision(dir string) string {
-	r, err := git.PlainOpen(dir)
-	if err != nil {
-		return ""
-	}
-	head, err := r.Head()
-	if err != nil {
-		return ""
-	}
-	return head.Hash().String()
 }

@@ -2,48 +2,104 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/source"
 )
 
-// checkout is a config repository at one revision, ready to render.
+// checkout is a config repository at one commit, ready to render: a
+// snapshot written from the repository's object store, never its work tree
+// (unless --worktree asks for it, and then without a revision).
 type checkout struct {
-	Dir      string
-	Revision string
-	Commit   *source.Commit // nil for a plain working directory
-	cacheDir string         // where snapshots of other revisions go
-	url      string         // what to fetch other revisions from
+	Dir      string         // what renders
+	Revision string         // the commit's full SHA; "" for a work tree or a plain directory
+	Commit   *source.Commit // nil without a revision
+	History  *source.History
+	// Worktree: Dir is a work tree as it is, with uncommitted changes
+	// maybe; Head is the commit it is based on.
+	Worktree bool
+	Head     string
+	// Plain: Dir is a directory that is no git repository.
+	Plain    bool
+	cacheDir string
 	Fleet    *fleet.Fleet
 }
 
-// openRepo resolves --repo (a directory or a Git URL) and --revision. A
-// directory without --revision is used as it is, its revision being its
-// git HEAD when it is a repository; anything else is fetched with
-// internal/source into an immutable snapshot.
-func openRepo(ctx context.Context, repo, revision string) (*checkout, error) {
-	if repo == "" {
+// repoOptions say what openRepo opens.
+type repoOptions struct {
+	repo, revision string
+	worktree       bool // render the work tree as it is (render and plan only)
+	clean          bool // refuse a work tree with uncommitted changes (apply, without --revision)
+}
+
+// openRepo resolves --repo (a directory or a Git URL) and --revision
+// (anything git accepts that names one commit; HEAD by default) and
+// snapshots that commit from the object store. A Git URL is mirrored into
+// the cache first. A directory that is no git repository is used as it is.
+func openRepo(ctx context.Context, o repoOptions) (*checkout, error) {
+	if o.repo == "" {
 		return nil, fmt.Errorf("--repo: required")
 	}
-	co := &checkout{url: repo}
-	if !looksLikeURL(repo) {
-		abs, err := filepath.Abs(repo)
+	cache, err := snapshotCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	co := &checkout{cacheDir: cache}
+	if looksLikeURL(o.repo) {
+		if o.worktree {
+			return nil, errors.New("--worktree: needs --repo to be a local directory")
+		}
+		src, err := source.New(source.Options{URL: o.repo, CacheDir: cache, Auth: source.Auth{Token: os.Getenv("GIT_TOKEN")}})
 		if err != nil {
-			return nil, fmt.Errorf("--repo %s: %w", repo, err)
+			return nil, fmt.Errorf("--repo: %w", err)
+		}
+		if co.History, err = src.Mirror(ctx, source.MirrorDir(filepath.Dir(cache), o.repo), "refs/heads/*", "refs/tags/*"); err != nil {
+			return nil, err
+		}
+	} else {
+		abs, err := filepath.Abs(o.repo)
+		if err != nil {
+			return nil, fmt.Errorf("--repo %s: %w", o.repo, err)
 		}
 		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("--repo %s: not a directory", repo)
+			return nil, fmt.Errorf("--repo %s: not a directory", o.repo)
 		}
-		co.url = abs
-		if revision == "" {
-			co.Dir, co.Revision = abs, gitRevision(abs)
+		co.History, err = source.OpenLocal(abs)
+		switch {
+		case errors.Is(err, source.ErrNotRepository):
+			if o.revision != "" {
+				return nil, fmt.Errorf("--revision %s: %s is not a git repository", o.revision, o.repo)
+			}
+			co.Dir, co.Plain, co.History = abs, true, nil
+		case err != nil:
+			return nil, fmt.Errorf("--repo: %w", err)
+		case o.worktree:
+			if o.revision != "" {
+				return nil, errors.New("--worktree and --revision: pick one (the work tree has no revision)")
+			}
+			co.Dir, co.Worktree = abs, true
+			co.Head, _ = co.History.Resolve("HEAD")
+		case o.clean && o.revision == "":
+			dirty, err := co.History.Dirty(10)
+			if err != nil {
+				return nil, fmt.Errorf("--repo %s: %w", o.repo, err)
+			}
+			if len(dirty) > 0 {
+				return nil, fmt.Errorf("--repo %s: the work tree has uncommitted changes (%s): convoy rolls out commits only; commit them, or pass --revision to roll out a commit as it is", o.repo, strings.Join(dirty, ", "))
+			}
 		}
 	}
 	if co.Dir == "" {
-		snap, err := co.fetch(ctx, revision)
+		rev, err := co.History.Resolve(o.revision)
+		if err != nil {
+			return nil, fmt.Errorf("--revision: %w", err)
+		}
+		snap, err := co.History.Snapshot(ctx, rev, cache)
 		if err != nil {
 			return nil, err
 		}
@@ -57,28 +113,21 @@ func openRepo(ctx context.Context, repo, revision string) (*checkout, error) {
 	return co, nil
 }
 
-// fetch snapshots revision (the branch head when empty) of the repository.
-func (co *checkout) fetch(ctx context.Context, revision string) (*source.Snapshot, error) {
-	if co.cacheDir == "" {
-		dir, err := snapshotCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		co.cacheDir = dir
+// label says what the checkout is, for messages: a short SHA, "the work
+// tree (uncommitted, on abc123)" or "the directory".
+func (co *checkout) label() string {
+	switch {
+	case co.Worktree && co.Head != "":
+		return "the work tree (uncommitted, on " + short(co.Head) + ")"
+	case co.Worktree:
+		return "the work tree (uncommitted)"
+	case co.Plain:
+		return "the directory (no git repository, no revision)"
 	}
-	src, err := source.New(source.Options{URL: co.url, Revision: revision, CacheDir: co.cacheDir,
-		Auth: source.Auth{Token: os.Getenv("GIT_TOKEN")}})
-	if err != nil {
-		return nil, fmt.Errorf("--repo: %w", err)
-	}
-	snap, err := src.Fetch(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	return snap, nil
+	return short(co.Revision)
 }
 
-// snapshotCacheDir is where the CLI keeps fetched revisions between runs.
+// snapshotCacheDir is where the CLI keeps snapshots between runs.
 func snapshotCacheDir() (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/convoy-gitops/convoy/internal/agent"
 	"github.com/convoy-gitops/convoy/internal/apply"
@@ -31,6 +32,7 @@ func TestGitHubFailures(t *testing.T) {
 	gh := testenv.NewFakeGitHub(t)
 	const token = "gh-token-for-faults"
 	gh.RequireToken(token)
+	gh.AddCollaborators("write", "bob")
 	s := state{version: 1}
 	e := newEnv(t, spec, s)
 	// merged makes the revision the merge commit of an approved pull request.
@@ -86,8 +88,12 @@ func TestGitHubFailures(t *testing.T) {
 		for _, c := range clusterNames {
 			e.checkAt(c, rev, s)
 			want := apply.RecordChange{PullRequest: pr, Category: "standard", Approvers: []string{"bob"}}
-			if diff := cmp.Diff(want, e.record(c).Change); diff != "" {
+			got := e.record(c).Change
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(apply.RecordChange{}, "Commits", "Base", "Rules")); diff != "" {
 				t.Errorf("cluster %s: record change (-want +got):\n%s", c, diff)
+			}
+			if len(got.Commits) == 0 || got.Commits[0] != rev {
+				t.Errorf("cluster %s: record carries %v, want %s first", c, got.Commits, short(rev))
 			}
 		}
 		waitStatus(t, a, 10*time.Second, short(rev)+" done", func(st server.Status) bool {

@@ -26,16 +26,31 @@ import (
 // Load reads and validates <repoDir>/fleet.yaml. Cluster paths must be
 // directories inside repoDir. A *ValidationError lists every problem found.
 func Load(repoDir string) (*Fleet, error) {
-	data, err := os.ReadFile(filepath.Join(repoDir, FileName))
+	file := filepath.Join(repoDir, FileName)
+	// A regular file of bounded size: a symbolic link could read anything
+	// on the machine, or never end (/dev/zero).
+	st, err := os.Lstat(file)
 	if err != nil {
 		return nil, fmt.Errorf("read fleet: %w", err)
 	}
-	repo := newRepoRoot(repoDir)
-	if _, _, msg := repo.inside(FileName); msg != "" {
-		return nil, &ValidationError{Problems: []Problem{{File: FileName, Line: 1, Message: msg}}}
+	switch {
+	case !st.Mode().IsRegular():
+		return nil, &ValidationError{Problems: []Problem{{File: FileName, Line: 1, Message: "not a regular file: fleet.yaml must be a file, not a symbolic link"}}}
+	case st.Size() > MaxFileSize:
+		return nil, &ValidationError{Problems: []Problem{{File: FileName, Line: 1, Message: fmt.Sprintf("%d bytes, over the %d byte limit", st.Size(), MaxFileSize)}}}
 	}
-	return parse(FileName, data, repo)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read fleet: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, &ValidationError{Problems: []Problem{{File: FileName, Line: 1, Message: fmt.Sprintf("over the %d byte limit", MaxFileSize)}}}
+	}
+	return parse(FileName, data, newRepoRoot(repoDir))
 }
+
+// MaxFileSize caps fleet.yaml.
+const MaxFileSize = 1 << 20
 
 // Parse decodes and validates a fleet.yaml held in data; file names it in
 // problems. Cluster paths are checked to be directories under repoDir, or

@@ -138,3 +138,15 @@ func (f *Fleet) WaveClusters() [][]*Cluster {
 	}
 	return out
 }
+
+// TrustedBots are the apps whose approvals count: policy data trustedBots.
+func TrustedBots(policyData map[string]any) []string {
+	list, _ := policyData["trustedBots"].([]any)
+	var out []string
+	for _, b := range list {
+		if s, ok := b.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -69,5 +70,32 @@ func TestNotCountedMatchesRego(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestEveryBuiltinIsClassified fails when OPA offers a builtin that is
+// neither allowed nor denied: a newer OPA's builtins are refused until
+// someone decides here.
+func TestEveryBuiltinIsClassified(t *testing.T) {
+	allowed := map[string]bool{}
+	for _, n := range allowedBuiltins {
+		if _, denied := deniedBuiltins[n]; denied {
+			t.Errorf("%s is both allowed and denied", n)
+		}
+		allowed[n] = true
+	}
+	for _, b := range ast.CapabilitiesForThisVersion().Builtins {
+		if _, denied := deniedBuiltins[b.Name]; !allowed[b.Name] && !denied {
+			t.Errorf("builtin %s is neither in allowedBuiltins nor in deniedBuiltins", b.Name)
+		}
+	}
+	caps := capabilities()
+	for _, b := range caps.Builtins {
+		if _, denied := deniedBuiltins[b.Name]; denied || strings.HasPrefix(b.Name, "net.") || b.Name == "http.send" {
+			t.Errorf("capabilities allow %s", b.Name)
+		}
+	}
+	if len(caps.Builtins) != len(allowedBuiltins) {
+		t.Errorf("capabilities hold %d builtins, want the %d allowed", len(caps.Builtins), len(allowedBuiltins))
 	}
 }

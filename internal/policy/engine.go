@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -223,6 +224,7 @@ func newEngine(opts Options, goIndex bool) (*Engine, error) {
 		rego.Store(configStore(opts.Data)),
 		rego.StrictBuiltinErrors(true),
 		rego.SetRegoVersion(ast.RegoV1),
+		rego.Capabilities(capabilities()),
 		quotaIndexFunction,
 	}
 	for _, file := range files {
@@ -280,6 +282,7 @@ func loadModules(dirs []string, withTests bool) (map[string]*ast.Module, error) 
 		parse(BuiltinPrefix+entry.Name(), src)
 	}
 
+	builtins := builtinPackages(modules)
 	for _, dir := range dirs {
 		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -294,11 +297,18 @@ func loadModules(dirs []string, withTests bool) (map[string]*ast.Module, error) 
 			if !keep(d.Name()) {
 				return nil
 			}
-			src, err := os.ReadFile(path)
+			src, err := readPolicyFile(path, d)
 			if err != nil {
-				return err
+				errs = append(errs, ast.NewError(ast.ParseErr, &ast.Location{File: path, Row: 1}, "%v", err))
+				return nil
 			}
 			parse(path, src)
+			if m := modules[path]; m != nil {
+				if e := checkRepoPackage(m, builtins); e != nil {
+					errs = append(errs, e)
+					delete(modules, path)
+				}
+			}
 			return nil
 		})
 		if err != nil {
@@ -309,6 +319,38 @@ func loadModules(dirs []string, withTests bool) (map[string]*ast.Module, error) 
 		return nil, compileError(errs)
 	}
 	return modules, nil
+}
+
+// MaxPolicyFile caps a repository's policy file.
+const MaxPolicyFile = 1 << 20
+
+// readPolicyFile reads a repository policy: a regular file (a symbolic link
+// could read anything on the machine, or never end, as /dev/zero) of at
+// most MaxPolicyFile bytes.
+func readPolicyFile(path string, d fs.DirEntry) ([]byte, error) {
+	if !d.Type().IsRegular() {
+		return nil, errors.New("not a regular file: policies are read from regular files only (no symbolic links)")
+	}
+	info, err := d.Info()
+	if err != nil {
+		return nil, err
+	}
+	if info.Size() > MaxPolicyFile {
+		return nil, fmt.Errorf("%d bytes, over the %d byte limit of a policy file", info.Size(), MaxPolicyFile)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxPolicyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(src) > MaxPolicyFile {
+		return nil, fmt.Errorf("over the %d byte limit of a policy file", MaxPolicyFile)
+	}
+	return src, nil
 }
 
 // Evaluate evaluates every policy for in. It never fails: whatever goes

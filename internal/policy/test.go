@@ -26,14 +26,23 @@ func Test(ctx context.Context, dirs []string, w io.Writer) (passed, failed int, 
 		if err != nil {
 			return 0, 0, compileError(err)
 		}
+		builtins := builtinPackages(modules)
+		var errs ast.Errors
 		for name, m := range extra {
+			if e := checkRepoPackage(m, builtins); e != nil {
+				errs = append(errs, e)
+			}
 			modules[name] = m
+		}
+		if len(errs) > 0 {
+			return 0, 0, compileError(errs)
 		}
 	}
 
 	ch, err := tester.NewRunner().
 		SetStore(store).
 		SetDefaultRegoVersion(ast.RegoV1).
+		SetCompiler(ast.NewCompiler().WithCapabilities(capabilities())).
 		RaiseBuiltinErrors(true).
 		CapturePrintOutput(true).
 		SetTimeout(DefaultTimeout).

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +33,7 @@ var errReadOnly = errors.New("the config repository is read-only during a render
 // the builds of one render share.
 type repoFS struct {
 	*repoCache
+	ctx context.Context // the render's; nil: no deadline
 
 	mu      sync.Mutex
 	read    []string // repo-relative paths of files read, in order
@@ -319,6 +321,9 @@ func (fs *repoFS) WriteFile(string, []byte) error { return errReadOnly }
 
 // Open opens a file of the repository for reading.
 func (fs *repoFS) Open(p string) (filesys.File, error) {
+	if fs.ctx != nil && fs.ctx.Err() != nil {
+		return nil, fs.ctx.Err()
+	}
 	r, err := fs.checkUse(p)
 	if err != nil {
 		return nil, err
@@ -396,6 +401,9 @@ func (fs *repoFS) Glob(pattern string) ([]string, error) {
 
 // ReadFile returns the contents of a file of the repository.
 func (fs *repoFS) ReadFile(p string) ([]byte, error) {
+	if fs.ctx != nil && fs.ctx.Err() != nil {
+		return nil, fs.ctx.Err()
+	}
 	r, err := fs.checkUse(p)
 	if err != nil {
 		return nil, err
@@ -539,27 +547,75 @@ func checkKustomization(name string, b []byte) error {
 }
 
 // checkAliases refuses a YAML file with an anchor whose value contains an
-// alias of itself, or whose aliases expand excessively. kyaml expands every
-// alias when it loads a resource: a recursive one overflows the stack, a
-// fatal error that no recover catches, and nested ones grow exponentially.
-// yaml.v3 detects both when it decodes; other errors are left to
-// kustomize, whose message names the problem.
+// alias of itself, or whose aliases expand to more values than the file
+// could hold written out (maxExpansion). kyaml expands every alias when it
+// loads a resource: a recursive one overflows the stack, a fatal error that
+// no recover catches, and nested ones grow exponentially. The count is made
+// on the parsed node tree, each node's expanded size once, so it costs what
+// the file does, whatever else the file holds (a duplicate key, say, which
+// decoding would stop at before the bomb). A document that does not parse
+// is left to kustomize, which refuses it too, naming the problem.
 func checkAliases(name string, b []byte) error {
 	if !bytes.ContainsRune(b, '&') || !bytes.ContainsRune(b, '*') {
 		return nil // no anchor or no alias
 	}
+	limit := maxExpansion(len(b))
 	d := yamlv3.NewDecoder(bytes.NewReader(b))
+	total := 0
 	for {
-		var v any
-		err := d.Decode(&v)
-		if err == nil {
-			continue
+		var doc yamlv3.Node
+		if err := d.Decode(&doc); err != nil {
+			return nil // the end, or a syntax error kustomize reports
 		}
-		if msg := err.Error(); strings.Contains(msg, "contains itself") || strings.Contains(msg, "excessive aliasing") {
-			return fmt.Errorf("%s: %s", name, strings.TrimPrefix(msg, "yaml: "))
+		e := expansion{size: map[*yamlv3.Node]int{}, open: map[*yamlv3.Node]bool{}, limit: limit}
+		n, err := e.of(&doc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		return nil
+		if total += n; total > limit {
+			return fmt.Errorf("%s: excessive aliasing: the documents expand to more than %d values", name, limit)
+		}
 	}
+}
+
+// maxExpansion is how many values a file of size bytes may expand to
+// through aliases: ordinary files share a few labels, never thousands.
+func maxExpansion(size int) int { return 4*size + 10_000 }
+
+// expansion counts the values a node tree expands to, aliases followed.
+type expansion struct {
+	size  map[*yamlv3.Node]int  // node → its expanded size, once known
+	open  map[*yamlv3.Node]bool // nodes being counted: an alias to one is a cycle
+	limit int
+}
+
+func (e *expansion) of(n *yamlv3.Node) (int, error) {
+	if n == nil {
+		return 0, nil
+	}
+	if n.Kind == yamlv3.AliasNode {
+		if e.open[n.Alias] {
+			return 0, fmt.Errorf("anchor %q contains itself", n.Value)
+		}
+		return e.of(n.Alias)
+	}
+	if s, ok := e.size[n]; ok {
+		return s, nil
+	}
+	e.open[n] = true
+	defer delete(e.open, n)
+	total := 1
+	for _, c := range n.Content {
+		s, err := e.of(c)
+		if err != nil {
+			return 0, err
+		}
+		if total += s; total > e.limit {
+			return 0, fmt.Errorf("excessive aliasing: more than %d values", e.limit)
+		}
+	}
+	e.size[n] = total
+	return total, nil
 }
 
 // scpUser matches the "user@" of an scp-style git address.

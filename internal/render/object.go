@@ -89,15 +89,16 @@ func sortObjects(objs []*unstructured.Unstructured) {
 
 // hashObjects returns the hex SHA-256 of the objects' canonical JSON (keys
 // sorted, one object per line), in the given order.
-func hashObjects(objs []*unstructured.Unstructured) (string, error) {
+func hashObjects(objs []*unstructured.Unstructured) (hash string, size int64, err error) {
 	h := sha256.New()
 	for _, u := range objs {
 		b, err := json.Marshal(u.Object)
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
 		h.Write(b)
 		h.Write([]byte{'\n'})
+		size += int64(len(b)) + 1
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }

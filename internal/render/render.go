@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -31,11 +33,35 @@ type Result struct {
 	Hash string
 }
 
+// Budgets of one cluster's render, when the Renderer's are zero.
+const (
+	DefaultTimeout    = 2 * time.Minute
+	DefaultMaxObjects = 20_000
+	DefaultMaxBytes   = 128 << 20
+)
+
 // Renderer renders clusters of a config repository with kustomize. The zero
 // value is ready to use and safe for concurrent use.
 type Renderer struct {
 	// Parallelism bounds the clusters All renders at once; 0 means GOMAXPROCS.
 	Parallelism int
+	// Timeout bounds one cluster's render; DefaultTimeout when zero.
+	Timeout time.Duration
+	// MaxObjects and MaxBytes (of the objects' JSON) cap one cluster's
+	// render; DefaultMaxObjects and DefaultMaxBytes when zero.
+	MaxObjects int
+	MaxBytes   int64
+}
+
+// BudgetError is a render over one of its budgets.
+type BudgetError struct {
+	Cluster string
+	What    string // "objects", "bytes" or "time"
+	Limit   string
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("cluster %s: the render is over its budget of %s %s", e.Cluster, e.Limit, e.What)
 }
 
 // Cluster renders cluster c of fleet f from the config repository repoDir.
@@ -57,23 +83,56 @@ func (r *Renderer) cluster(ctx context.Context, cache *repoCache, c *fleet.Clust
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	fsys := cache.fs()
 	dir := path.Clean(filepath.ToSlash(c.Path))
 	if dir == "" || path.IsAbs(dir) || dir == ".." || strings.HasPrefix(dir, "../") {
 		return nil, fmt.Errorf("path %q is outside the repository", c.Path)
 	}
-	objs, err := build(fsys, filepath.Join(fsys.root, filepath.FromSlash(dir)))
-	if err != nil {
-		return nil, err
+	timeout := cmp.Or(r.Timeout, DefaultTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	fsys := cache.fs()
+	fsys.ctx = ctx
+	// kustomize takes no context: it runs apart, and every file it reads
+	// checks the deadline, so a render past it stops at its next read.
+	type built struct {
+		objs []*unstructured.Unstructured
+		err  error
+	}
+	done := make(chan built, 1)
+	go func() {
+		objs, err := build(fsys, filepath.Join(fsys.root, filepath.FromSlash(dir)))
+		done <- built{objs, err}
+	}()
+	var objs []*unstructured.Unstructured
+	select {
+	case b := <-done:
+		if b.err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, &BudgetError{Cluster: c.Name, What: "time", Limit: timeout.String()}
+			}
+			return nil, b.err
+		}
+		objs = b.objs
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, &BudgetError{Cluster: c.Name, What: "time", Limit: timeout.String()}
+		}
+		return nil, ctx.Err()
+	}
+	if max := cmp.Or(r.MaxObjects, DefaultMaxObjects); len(objs) > max {
+		return nil, &BudgetError{Cluster: c.Name, What: "objects", Limit: fmt.Sprintf("%d (it has %d)", max, len(objs))}
 	}
 	locate := func(kind, name string) []string { return definingFiles(fsys, kind, name) }
-	objs, err = finish(objs, Variables(c), locate)
+	objs, err := finish(objs, Variables(c), locate)
 	if err != nil {
 		return nil, err
 	}
-	hash, err := hashObjects(objs)
+	hash, size, err := hashObjects(objs)
 	if err != nil {
 		return nil, err
+	}
+	if max := cmp.Or(r.MaxBytes, DefaultMaxBytes); size > max {
+		return nil, &BudgetError{Cluster: c.Name, What: "bytes", Limit: fmt.Sprintf("%d (it has %d)", max, size)}
 	}
 	return &Result{Cluster: c.Name, Objects: objs, Hash: hash}, nil
 }

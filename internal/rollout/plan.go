@@ -4,35 +4,54 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"sort"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/policy"
 	"github.com/convoy-gitops/convoy/internal/render"
+	"github.com/convoy-gitops/convoy/internal/trust"
 )
 
 // Planner renders every cluster of a revision and evaluates it against the
 // policies: the first half of every rollout, and all of `convoy plan`.
 type Planner struct {
 	Renderer render.Renderer
-	// PolicyDirs are added to the built-in policies and the repo's own policies/.
+	// PolicyDirs are added to the built-in policies and the rules' own
+	// policies/ (the operator's: the agent config's, the CLI's --policies).
 	PolicyDirs []string
 	// PolicyTimeout bounds one evaluation; policy.DefaultTimeout when zero.
 	PolicyTimeout time.Duration
+	// Protected are the namespaces no change may write to, besides
+	// apply.StateNamespace: the agent's own. Objects named like convoy's
+	// records are refused in any namespace.
+	Protected []string
+	// AllowNamespaces lifts the protection of these namespaces (the
+	// operator's choice, from the agent config).
+	AllowNamespaces []string
 }
 
 // PlanInput is what a plan is made from.
 type PlanInput struct {
 	RepoDir  string // a checkout of Revision
 	Revision string
-	Fleet    *fleet.Fleet
-	Change   *change.Change
-	Now      time.Time
+	// Fleet is the target's fleet: its clusters, waves and paths. What
+	// judges the change (policy data, windows, environments, capacities)
+	// comes from each cluster's Basis.
+	Fleet *fleet.Fleet
+	// Change is the target's change, the plan's headline; each cluster is
+	// judged on its Basis's change.
+	Change *change.Change
+	Now    time.Time
+	// Basis gives each cluster the rules that judge it and the change it
+	// receives (trust.Judge). Nil judges every cluster by the repository's
+	// own rules (bootstrap) with Change and ChangeErr.
+	Basis func(ctx context.Context, c *fleet.Cluster) (*trust.Basis, error)
 	// Diffs, per cluster, come from live dry-runs when clusters are
 	// reachable; a cluster without one gets a null diff.
 	Diffs map[string]*policy.Diff
@@ -41,22 +60,28 @@ type PlanInput struct {
 	// and a warning through Warn.
 	Live ConnectFunc
 	Warn func(msg string)
-	// ChangeErr is why the change could not be read. The plan fails closed:
-	// a change source that cannot be reached (change.ErrUnavailable) holds
-	// every cluster, an invalid change (two category labels) denies every
-	// cluster; policies are not evaluated without the change.
+	// ChangeErr is why the change could not be read (with a nil Basis).
+	// The plan fails closed: a change source that cannot be reached
+	// (change.ErrUnavailable) holds every cluster, an invalid change (two
+	// category labels) denies every cluster; policies are not evaluated
+	// without the change.
 	ChangeErr error
 }
 
 // Plan renders and evaluates every cluster. A render error fails the whole
 // plan: no cluster is planned from a broken repo. Policies that do not
 // compile deny every cluster, naming each file and line (fail closed,
-// DESIGN.md §4).
+// DESIGN.md §4). Objects in protected namespaces, or named like convoy's
+// records, are denied whatever the policies say.
 func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
-	engine, err := p.Engine(in.RepoDir, in.Fleet)
-	var compileErr *policy.CompileError
-	if err != nil && !errors.As(err, &compileErr) {
-		return nil, err
+	basisOf := in.Basis
+	if basisOf == nil {
+		rules, err := trust.Load(trust.OriginBootstrap, in.Revision, in.RepoDir)
+		if err != nil {
+			return nil, err
+		}
+		fixed := &trust.Basis{Rules: rules, Change: in.Change, ChangeErr: in.ChangeErr}
+		basisOf = func(context.Context, *fleet.Cluster) (*trust.Basis, error) { return fixed, nil }
 	}
 	results, err := p.Renderer.All(ctx, in.RepoDir, in.Fleet, nil)
 	if err != nil {
@@ -69,33 +94,76 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 	if in.Live != nil {
 		in.Diffs = liveDiffs(ctx, in, byName)
 	}
+	engines := map[*trust.Rules]engineResult{}
 	plan := &Plan{Revision: in.Revision, Change: in.Change}
 	for _, wave := range in.Fleet.WaveClusters() {
 		for _, c := range wave {
 			res := byName[c.Name]
-			ch := in.Change
+			basis, err := basisOf(ctx, c)
+			if err != nil {
+				return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+			}
+			er, ok := engines[basis.Rules]
+			if !ok {
+				er.engine, er.err = p.engine(basis.Rules)
+				var compileErr *policy.CompileError
+				if er.err != nil && !errors.As(er.err, &compileErr) {
+					return nil, er.err
+				}
+				engines[basis.Rules] = er
+			}
+			ch := basis.Change
 			if ch == nil {
 				ch = &change.Change{Revision: in.Revision, Category: change.Unreviewed}
 			}
-			input, err := policy.BuildInput(in.Fleet, c, ch, res.Objects, in.Diffs[c.Name], in.Now)
+			judging := basis.Rules.Judging(in.Fleet)
+			input, err := policy.BuildInput(judging, basis.Rules.Cluster(c), ch, res.Objects, in.Diffs[c.Name], in.Now)
 			if err != nil {
 				return nil, fmt.Errorf("policy input for cluster %s: %w", c.Name, err)
 			}
 			var d policy.Decision
-			if compileErr != nil {
+			var compileErr *policy.CompileError
+			switch {
+			case errors.As(er.err, &compileErr):
 				d = compileErr.Decision()
-			} else if in.ChangeErr != nil {
-				d = changeDecision(in.ChangeErr)
-			} else {
-				d = engine.Evaluate(ctx, input)
+			case basis.ChangeErr != nil:
+				d = changeDecision(basis.ChangeErr)
+			default:
+				d = er.engine.Evaluate(ctx, input)
 			}
+			d = p.protect(d, in.Fleet.Name, res.Objects)
 			// Policies see Secrets; their messages reach plans, PR
 			// comments, logs and records, so Secret values never do.
 			maskMessages(apply.NewMasker(res.Objects), &d)
-			plan.Targets = append(plan.Targets, Target{Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d, Diff: in.Diffs[c.Name]})
+			plan.Targets = append(plan.Targets, Target{
+				Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d, Diff: in.Diffs[c.Name],
+				Change: basis.Change, Base: basis.Base, Origin: basis.Rules.Origin,
+				TrustedBots: fleet.TrustedBots(basis.Rules.Fleet.PolicyData),
+			})
 		}
 	}
+	if in.Basis != nil {
+		plan.Change = widest(plan.Targets, plan.Change)
+	}
 	return plan, nil
+}
+
+// widest is the change of the target that carries the most commits: the
+// plan's headline. def when no target has a change.
+func widest(targets []Target, def *change.Change) *change.Change {
+	best := def
+	n := -1
+	for _, t := range targets {
+		if t.Change != nil && len(t.Change.Commits) > n {
+			best, n = t.Change, len(t.Change.Commits)
+		}
+	}
+	return best
+}
+
+type engineResult struct {
+	engine *policy.Engine
+	err    error
 }
 
 func maskMessages(m *apply.Masker, d *policy.Decision) {
@@ -106,14 +174,57 @@ func maskMessages(m *apply.Masker, d *policy.Decision) {
 	}
 }
 
-// Engine compiles the built-in policies, the repo's policies/ and
-// PolicyDirs, with the fleet's policy data.
-func (p *Planner) Engine(repoDir string, f *fleet.Fleet) (*policy.Engine, error) {
-	dirs := append([]string(nil), p.PolicyDirs...)
-	if st, err := os.Stat(filepath.Join(repoDir, "policies")); err == nil && st.IsDir() {
-		dirs = append([]string{filepath.Join(repoDir, "policies")}, dirs...)
+// engine compiles the built-in policies, the rules' own policies/ and
+// PolicyDirs, with the rules' policy data.
+func (p *Planner) engine(rules *trust.Rules) (*policy.Engine, error) {
+	var dirs []string
+	if rules.PolicyDir != "" {
+		dirs = append(dirs, rules.PolicyDir)
 	}
-	return policy.New(policy.Options{Dirs: dirs, Data: f.PolicyData, Timeout: p.PolicyTimeout})
+	dirs = append(dirs, p.PolicyDirs...)
+	return policy.New(policy.Options{Dirs: dirs, Data: rules.Fleet.PolicyData, Timeout: p.PolicyTimeout})
+}
+
+// ProtectedPackage names the denies of protect in messages and metrics.
+const ProtectedPackage = "convoy.protected"
+
+// protect adds to d a deny per object a change may not write: anything in
+// a protected namespace (convoy's own, the agent's), a protected namespace
+// itself, or an object named like convoy's record of fleetName anywhere.
+// Policies cannot lift these: they are not Rego's.
+func (p *Planner) protect(d policy.Decision, fleetName string, objs []*unstructured.Unstructured) policy.Decision {
+	protected := map[string]bool{apply.StateNamespace: true}
+	for _, ns := range p.Protected {
+		if ns != "" {
+			protected[ns] = true
+		}
+	}
+	for _, ns := range p.AllowNamespaces {
+		delete(protected, ns)
+	}
+	var added []policy.Message
+	for _, o := range objs {
+		id := apply.RefOf(o).String()
+		ns := o.GetNamespace()
+		switch {
+		case protected[ns]:
+			added = append(added, policy.Message{Package: ProtectedPackage,
+				Msg: fmt.Sprintf("%s: namespace %s is convoy's own: no change may write to it", id, ns)})
+		case o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" && protected[o.GetName()]:
+			added = append(added, policy.Message{Package: ProtectedPackage,
+				Msg: fmt.Sprintf("%s: namespace %s is convoy's own: no change may manage it", id, o.GetName())})
+		case o.GetKind() == "ConfigMap" && o.GetName() == apply.RecordName(fleetName):
+			added = append(added, policy.Message{Package: ProtectedPackage,
+				Msg: fmt.Sprintf("%s: named like convoy's record of fleet %s: no change may write it", id, fleetName)})
+		}
+	}
+	if len(added) == 0 {
+		return d
+	}
+	d.Deny = append(append([]policy.Message{}, d.Deny...), added...)
+	sort.SliceStable(d.Deny, func(i, j int) bool { return d.Deny[i].Package < d.Deny[j].Package })
+	d.Verdict = policy.Deny
+	return d
 }
 
 // Verdict is the plan's overall verdict: deny if any cluster denies, else
@@ -136,6 +247,10 @@ func (p *Plan) Verdict() policy.Verdict {
 // change is invalid. Nothing is allowed without a change.
 func changeDecision(err error) policy.Decision {
 	m := policy.Message{Package: "convoy.change", Msg: err.Error()}
+	var u *change.Unavailable
+	if errors.As(err, &u) && !u.RetryAt.IsZero() {
+		m.Until = u.RetryAt.UTC().Format(time.RFC3339) // a rate limit's reset: try then
+	}
 	if errors.Is(err, change.ErrUnavailable) {
 		return policy.Decision{Verdict: policy.Hold, Hold: []policy.Message{m}, Deny: []policy.Message{}, Warn: []policy.Message{}}
 	}

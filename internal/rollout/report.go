@@ -16,6 +16,11 @@ type PlanDoc struct {
 	Verdict  policy.Verdict `json:"verdict"`
 	Change   *change.Change `json:"change"`
 	Clusters []PlanCluster  `json:"clusters"`
+	// Uncommitted: the plan is of a work tree as it is (convoy plan
+	// --worktree), with no revision and no change.
+	Uncommitted bool `json:"uncommitted,omitempty"`
+
+	trustedBots []string // whose approvals count besides writers'
 }
 
 // PlanCluster is one cluster of a PlanDoc.
@@ -28,16 +33,41 @@ type PlanCluster struct {
 	Hold    []policy.Message `json:"hold"`
 	Warn    []policy.Message `json:"warn"`
 	Diff    *policy.Diff     `json:"diff"`
+	// Category is the strictest category of what the cluster receives.
+	Category string `json:"category"`
+	// Base is the trusted base whose rules judged the cluster ("" at
+	// bootstrap); Rules says where they came from: base, pinned or
+	// bootstrap.
+	Base  string `json:"base"`
+	Rules string `json:"rules"`
+	// Commits are the commits the cluster receives, newest first.
+	Commits []string `json:"commits"`
+	// Governance names what the change edits of the rules that judge it.
+	Governance []string `json:"governance"`
 }
 
 // Document is the plan as convoy plan prints it.
 func (plan *Plan) Document() PlanDoc {
 	doc := PlanDoc{Revision: plan.Revision, Verdict: plan.Verdict(), Change: plan.Change}
 	for _, t := range plan.Targets {
-		doc.Clusters = append(doc.Clusters, PlanCluster{
+		pc := PlanCluster{
 			Name: t.Cluster.Name, Wave: t.Cluster.Wave, Verdict: t.Decision.Verdict, Objects: len(t.Objects),
 			Deny: nonNilMessages(t.Decision.Deny), Hold: nonNilMessages(t.Decision.Hold), Warn: nonNilMessages(t.Decision.Warn), Diff: t.Diff,
-		})
+			Category: CategoryOf(t.Change), Base: t.Base, Rules: t.Origin, Commits: []string{}, Governance: []string{},
+		}
+		if t.Change != nil {
+			for _, c := range t.Change.Commits {
+				pc.Commits = append(pc.Commits, c.Revision)
+			}
+			if len(pc.Commits) == 0 {
+				pc.Commits = append(pc.Commits, t.Change.Revision)
+			}
+			pc.Governance = append(pc.Governance, t.Change.Governance...)
+		}
+		if doc.trustedBots == nil {
+			doc.trustedBots = t.TrustedBots
+		}
+		doc.Clusters = append(doc.Clusters, pc)
 	}
 	return doc
 }
@@ -78,9 +108,9 @@ func Markdown(doc PlanDoc) string {
 	icon := map[policy.Verdict]string{policy.Allow: "✅ allow", policy.Hold: "⏸️ hold", policy.Deny: "⛔ deny"}
 	fmt.Fprintf(&b, "### convoy plan for `%s`: %s\n\n", short(doc.Revision), icon[doc.Verdict])
 	fmt.Fprintf(&b, "Change category: **%s**", CategoryOf(doc.Change))
-	if doc.Change != nil && len(doc.Change.Approvals) > 0 {
-		users := make([]string, len(doc.Change.Approvals))
-		for i, a := range doc.Change.Approvals {
+	if counted := change.Counted(doc.Change, doc.trustedBots); len(counted) > 0 {
+		users := make([]string, len(counted))
+		for i, a := range counted {
 			users[i] = "@" + a.User
 		}
 		fmt.Fprintf(&b, ", approved by %s", strings.Join(users, ", "))

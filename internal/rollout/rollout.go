@@ -26,6 +26,14 @@ type Target struct {
 	Hash     string // the render's content hash; equal hashes mean nothing to apply
 	Decision policy.Decision
 	Diff     *policy.Diff // the live diff when the cluster was reachable at plan time
+	// Change is what the cluster receives: every commit since Base.
+	Change *change.Change
+	// Base is the trusted base whose rules judged the cluster; Origin says
+	// where the rules came from (trust.OriginBase, OriginPinned,
+	// OriginBootstrap).
+	Base, Origin string
+	// TrustedBots are the apps whose approvals count under those rules.
+	TrustedBots []string
 }
 
 // Plan is a revision ready to roll out: one Target per cluster.
@@ -460,15 +468,24 @@ func (r *Runner) newRecord(plan *Plan, st *clusterState, inventory []string) *ap
 		rec.Messages = append(rec.Messages, "warn: "+m.Msg)
 	}
 	rec.Change = apply.RecordChange{}
-	if ch := plan.Change; ch != nil {
+	ch := st.target.Change
+	if ch == nil {
+		ch = plan.Change
+	}
+	if ch != nil {
 		rec.Change.Category = ch.Category
 		if ch.PullRequest != nil {
 			rec.Change.PullRequest = ch.PullRequest.Number
 		}
-		for _, a := range ch.Approvals {
+		for _, a := range change.Counted(ch, st.target.TrustedBots) {
 			rec.Change.Approvers = append(rec.Change.Approvers, a.User)
 		}
+		for _, c := range ch.Commits {
+			rec.Change.Commits = append(rec.Change.Commits, c.Revision)
+		}
+		rec.Change.Governance = ch.Governance
 	}
+	rec.Change.Base, rec.Change.Rules = st.target.Base, st.target.Origin
 	rec.Agent = r.Agent
 	rec.Inventory = inventory
 	return rec

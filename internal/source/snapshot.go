@@ -279,7 +279,12 @@ func writeFileAtomic(name string, data []byte) error {
 
 // Prune removes every snapshot from the cache but those of the revisions in
 // keep, and leftovers of interrupted writes older than an hour.
-func (s *Source) Prune(keep ...string) error {
+func (s *Source) Prune(keep ...string) error { return PruneDir(s.cacheDir, keep...) }
+
+// PruneDir removes every snapshot from the cache dir but those of the
+// revisions in keep, and leftovers of interrupted writes older than an hour.
+func PruneDir(cacheDir string, keep ...string) error {
+	s := &Source{cacheDir: cacheDir}
 	kept := make(map[string]bool, len(keep))
 	for _, k := range keep {
 		kept[k] = true

@@ -258,3 +258,14 @@ func CopyTree(src, dst string) error {
 		}
 	})
 }
+
+// CommitWorkTree commits everything in dir, a work tree FixtureRepo made
+// (files written, changed or removed since), and returns the new commit's
+// SHA.
+func CommitWorkTree(t testing.TB, dir, message string) string {
+	t.Helper()
+	r := &Repo{WorkDir: dir, home: t.TempDir(), commits: 1000}
+	r.git(t, dir, "add", "--all")
+	r.commit(t, dir, message)
+	return r.head(t, dir)
+}

@@ -317,9 +317,13 @@ func (fl *FileLoader) errIfRepoCycle(newRepoSpec *git.RepoSpec) error {
 // Load returns the content of file at the given path,
 // else an error. Relative paths are taken relative
 // to the root.
+//
+// convoy: a render never opens a socket, so a remote file (a generator's
+// files or envs, a replacement's path, any other read of an http(s) URL)
+// is refused; the config repository must hold every file.
 func (fl *FileLoader) Load(path string) ([]byte, error) {
 	if IsRemoteFile(path) {
-		return fl.httpClientGetContent(path)
+		return nil, fmt.Errorf("remote file %q is not allowed: every file must be in the config repository (renders never reach the network)", path)
 	}
 	if !filepath.IsAbs(path) {
 		path = fl.root.Join(path)

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/change"
+	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/source"
+	"github.com/convoy-gitops/convoy/internal/trust"
+)
+
+// verdict is how one revision is judged: the rules and the change of each
+// cluster (trust.Basis), and the GitHub client of the change source.
+type verdict struct {
+	rules *trust.Rules // the fleet's rules: the change source's and the reports'
+	gh    *change.GitHub
+	basis func(ctx context.Context, c *fleet.Cluster) (*trust.Basis, error)
+}
+
+// history syncs the mirror of the config repository (the branch's whole
+// history and the extra refs) and returns it.
+func (a *Agent) history(ctx context.Context, extra ...string) (*source.History, error) {
+	return a.src.Mirror(ctx, filepath.Join(a.cfg.WorkDir, "mirror.git"), extra...)
+}
+
+// bases reads the revision each cluster of f runs, from its record: the
+// trusted base whose rules judge what it receives next. A cluster that
+// cannot be read gets the revision most clusters run (its rollout fails at
+// connect anyway; its plan is still judged by rules it cannot have
+// changed); one never applied gets "" (bootstrap).
+func (a *Agent) bases(ctx context.Context, f *fleet.Fleet) map[string]string {
+	out := map[string]string{}
+	var unknown []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range f.Clusters {
+		c := &f.Clusters[i]
+		wg.Go(func() {
+			ap, err := a.connectCached(f.Name)(ctx, c)
+			var rec *apply.Record
+			if err == nil {
+				rec, err = apply.ReadRecord(ctx, ap.Client(), f.Name)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				a.clients.forget(f.Name, c.Name)
+				unknown = append(unknown, c.Name)
+			case rec == nil:
+				out[c.Name] = ""
+			default:
+				out[c.Name] = rec.Revision
+			}
+		})
+	}
+	wg.Wait()
+	common := mostCommon(out)
+	for _, name := range unknown {
+		out[name] = common
+	}
+	return out
+}
+
+// mostCommon is the revision most clusters run ("" when none runs any),
+// the newest-sorting one on a tie so that the choice is stable.
+func mostCommon(revs map[string]string) string {
+	counts := map[string]int{}
+	for _, r := range revs {
+		if r != "" {
+			counts[r]++
+		}
+	}
+	var keys []string
+	for r := range counts {
+		keys = append(keys, r)
+	}
+	sort.Strings(keys)
+	best := ""
+	for _, r := range keys {
+		if best == "" || counts[r] > counts[best] {
+			best = r
+		}
+	}
+	return best
+}
+
+// judge works out how revision rev (its snapshot dir, fleet f) is judged
+// on each cluster: by the rules of the revision the cluster runs (or the
+// pinned rules), with every commit since then. The change source is that
+// of the fleet's rules: the pinned ones, else those most clusters run,
+// else (bootstrap) the target's own.
+func (a *Agent) judge(ctx context.Context, hist *source.History, rev, dir string, f *fleet.Fleet, bases map[string]string) (*verdict, error) {
+	targetRules, err := trust.Load(trust.OriginBase, rev, dir)
+	if err != nil {
+		return nil, err
+	}
+	j := &trust.Judge{History: hist, SnapshotDir: filepath.Join(a.cfg.WorkDir, "bases"), Pinned: a.pinned, MaxCommits: a.cfg.MaxCommits}
+	v := &verdict{rules: a.pinned}
+	if v.rules == nil {
+		if common := mostCommon(bases); common != "" {
+			if v.rules, err = j.RulesAt(ctx, common); err != nil {
+				return nil, err
+			}
+		} else {
+			v.rules = targetRules
+		}
+	}
+	if v.gh, err = a.github(v.rules.Fleet); err != nil {
+		return nil, err
+	}
+	if v.gh != nil {
+		j.Changes, j.Teams = v.gh, v.gh
+	} else {
+		j.Changes = change.NewTrailers(func(_ context.Context, sha string) (string, string, error) {
+			c, err := hist.Commit(sha)
+			if err != nil {
+				return "", "", err
+			}
+			return c.Message, fmt.Sprintf("%s <%s>", c.Author, c.Email), nil
+		})
+	}
+	var mu sync.Mutex
+	memo := map[string]*trust.Basis{}
+	v.basis = func(ctx context.Context, c *fleet.Cluster) (*trust.Basis, error) {
+		base := bases[c.Name]
+		mu.Lock()
+		defer mu.Unlock()
+		if b, ok := memo[base]; ok {
+			return b, nil
+		}
+		b, err := j.For(ctx, base, rev, targetRules)
+		if err != nil {
+			return nil, err
+		}
+		memo[base] = b
+		return b, nil
+	}
+	return v, nil
+}
+
+// errUntrustedPullRequest is why a pull request is not planned.
+var errUntrustedPullRequest = errors.New("not planned: the pull request comes from a fork or from an author without write access (pullRequests.planUntrusted: true plans them)")
