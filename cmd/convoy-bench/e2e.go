@@ -58,6 +58,7 @@ func (b *bench) startAgent(in *instance, kubeconfig string) (*agentProc, error) 
 	l.Close()
 	cfg := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
 kind: AgentConfig
+allowInsecure: true
 repo: {url: %q, branch: main, pollInterval: 1h}
 kubeconfig: {file: %q}
 github: {repo: %s}

@@ -122,6 +122,7 @@ func run(ctx context.Context, fast bool, listen string) (err error) {
 	}
 	cfgYAML := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
 kind: AgentConfig
+allowInsecure: true # the demo's git server and GitHub stand-in are local, plain http
 repo: {url: %q, branch: main, pollInterval: 2s}
 kubeconfig: {file: %q}
 listen: {http: %q}

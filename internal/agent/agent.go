@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
@@ -88,7 +89,8 @@ type Agent struct {
 
 	src       *source.Source
 	srcOpts   source.Options
-	pinned    *trust.Rules // the operator's rules (governance.dir); nil: each base's
+	pinned    *trust.Rules    // the operator's rules (governance.dir); nil: each base's
+	mirror    *source.History // the config repository's history, last synced; under mu
 	connector *apply.Connector
 	clients   appliers // of the clusters, reused across connects
 	planner   *rollout.Planner
@@ -150,6 +152,7 @@ func New(opts Options) (*Agent, error) {
 		timeout: opts.ClusterTimeout, ghTuning: opts.GitHub, window: opts.ReadyWindow,
 		connector: &apply.Connector{KubeconfigFile: cfg.Kubeconfig.File},
 		planner: &rollout.Planner{PolicyDirs: cfg.Policies,
+			Renderer:        render.Renderer{Timeout: cfg.Render.Timeout.Duration, MaxObjects: cfg.Render.MaxObjects, MaxBytes: cfg.Render.MaxBytes},
 			Protected:       append([]string{os.Getenv("POD_NAMESPACE")}, cfg.Protection.Namespaces...),
 			AllowNamespaces: cfg.Protection.AllowNamespaces},
 		rollouts: server.NewQueue(),
@@ -187,6 +190,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	if err := os.MkdirAll(opt.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("workDir: %w", err)
+	}
+	// secretRef kubeconfigs live in the agent's own cluster and namespace.
+	if local, err := leaseConfig(cfg.LeaderElection); err == nil {
+		if c, err := client.New(local, client.Options{}); err == nil {
+			a.connector.Local, a.connector.LocalNamespace = c, cfg.LeaderElection.Namespace
+		}
 	}
 	if cfg.Governance.Dir != "" {
 		if a.pinned, err = trust.Load(trust.OriginPinned, "", cfg.Governance.Dir); err != nil {
@@ -425,7 +434,7 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 	// Each cluster is judged by the rules of the revision it runs, for
 	// every commit it receives: the records say which, the mirror holds
 	// them. Failing to read the repository judges nothing: try again.
-	hist, err := a.history(ctx)
+	hist, err := a.historyOf(ctx, rev)
 	if err != nil {
 		a.finish(ctx, rev, f, nil, nil, started, fmt.Errorf("history: %w", err), true)
 		return nil

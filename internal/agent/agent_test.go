@@ -103,6 +103,7 @@ func (h *harness) config(edit func(*Config)) *Config {
 	}
 	yaml := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
 kind: AgentConfig
+allowInsecure: true
 repo: {url: %q, branch: main, pollInterval: 1h}
 kubeconfig: {file: %q}
 github: {repo: acme/fleet}
@@ -499,6 +500,7 @@ func TestAgentKilledMidRolloutResumes(t *testing.T) {
 	secretFile := write("secret", testSecret+"\n")
 	config := write("agent.yaml", fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
 kind: AgentConfig
+allowInsecure: true
 repo:
   url: %q
   pollInterval: 1h
@@ -759,4 +761,71 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 	if rec.Change.Category != "major" || len(rec.Change.Commits) != 2 || rec.Change.Commits[1] != rev2 || rec.Change.Base != rev1 || rec.Change.Rules != "base" {
 		t.Errorf("prod's record change = %+v, want major, carrying %s and %s since %s, judged by the base's rules", rec.Change, short(rev3), short(rev2), short(rev1))
 	}
+}
+
+// TestAgentLongHoldPostsStatusOnChange: GitHub keeps at most 1,000 statuses
+// per commit and context, so a hold re-evaluated every holdRecheck (5m)
+// for 100 hours posts convoy/rollout once while it holds, and once more
+// when the rollout is done. The test steps through the first 10 hours of
+// re-evaluations (120; all 1,199 take four minutes), then to the window's
+// end.
+func TestAgentLongHoldPostsStatusOnChange(t *testing.T) {
+	freeze := `  windows:
+  - {name: freeze, kind: deny, schedule: "0 0 1 12 *", duration: 100h, environments: [production]}
+`
+	files := fleetFiles(freeze, "")
+	files["fleet.yaml"] = strings.Replace(files["fleet.yaml"], "    source: trailers\n", "    source: github\n    github: {owner: acme, repo: fleet}\n", 1)
+	h := newHarness(t, files)
+	rev := h.repo.Head(t)
+	gh := testenv.NewFakeGitHub(t)
+	gh.SetRepo("acme", "fleet")
+	gh.AddCollaborators("write", "bob")
+	t.Setenv("GITHUB_TOKEN", "gh-token")
+	gh.AddPullRequest(testenv.PR{Number: 3, Title: "fleet", Author: "alice", Labels: []string{"change/standard"}, HeadSHA: strings.Repeat("3", 40),
+		MergeCommitSHA: rev, Merged: true, Body: "## Rollback\nRevert.\n"})
+	gh.AddReview(3, testenv.Review{User: "bob", State: "APPROVED"})
+	gh.AddCommit(rev, "alice", "fleet", true)
+
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 1, 0, 1, 0, 0, shanghai) // the freeze began a minute ago
+	clock := newFakeClock(start)
+	a, _ := h.start(h.config(func(c *Config) { c.GitHub.API = gh.URL(); c.HoldRecheck.Duration = 5 * time.Minute }), clock, "agent-1")
+	rolloutStatuses := func() []string {
+		var out []string
+		for _, s := range gh.Statuses() {
+			if s.Context == "convoy/rollout" && s.SHA == rev {
+				out = append(out, s.State)
+			}
+		}
+		return out
+	}
+	// evaluatedAt says whether the agent finished judging the hold at t.
+	evaluatedAt := func(t time.Time) bool {
+		st := a.Status()
+		return len(st.Rollouts) > 0 && st.Rollouts[0].Result == "held" && st.Rollouts[0].Finished.Equal(t)
+	}
+	waitFor(t, 60*time.Second, "the first hold", func() bool { return len(rolloutStatuses()) == 1 && evaluatedAt(start) })
+	// Every five minutes for 100 hours the agent re-evaluates the hold.
+	steps := 0
+	for now := start.Add(5 * time.Minute); now.Before(start.Add(10*time.Hour + time.Minute)); now = now.Add(5 * time.Minute) {
+		clock.Set(now)
+		waitFor(t, 30*time.Second, "a re-evaluation at "+now.Format(time.Kitchen), func() bool { return evaluatedAt(now) })
+		steps++
+	}
+	late := start.Add(99 * time.Hour)
+	clock.Set(late)
+	waitFor(t, 30*time.Second, "a re-evaluation 99 hours in", func() bool { return evaluatedAt(late) })
+	if got := rolloutStatuses(); len(got) != 1 || got[0] != "pending" {
+		t.Errorf("after %d re-evaluations: statuses %v, want one pending", steps+1, got)
+	}
+	clock.Set(start.Add(100 * time.Hour))
+	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr")
+	waitFor(t, 30*time.Second, "the success status", func() bool { return len(rolloutStatuses()) == 2 })
+	if got := rolloutStatuses(); got[1] != "success" {
+		t.Errorf("statuses %v, want pending then success", got)
+	}
+	t.Logf("%d re-evaluations, %d statuses", steps, len(rolloutStatuses()))
 }

@@ -63,6 +63,12 @@ type Config struct {
 	// MaxCommits bounds the commits one rollout carries, each judged on
 	// its own; trust.DefaultMaxCommits when zero.
 	MaxCommits int `yaml:"maxCommits"`
+	// Render bounds each cluster's render.
+	Render RenderConfig `yaml:"render"`
+	// AllowInsecure accepts http:// and git:// repository URLs and an
+	// http:// GitHub API, which send credentials in clear. For tests and
+	// local servers only.
+	AllowInsecure bool `yaml:"allowInsecure"`
 
 	file string // where it was loaded from, for messages
 }
@@ -149,6 +155,16 @@ type WebhookConfig struct {
 // ListenConfig holds the HTTP listen address.
 type ListenConfig struct {
 	HTTP string `yaml:"http"`
+	// StatusTokenFile, when set, holds the bearer token the status page
+	// (/) and /api/status require.
+	StatusTokenFile string `yaml:"statusTokenFile"`
+}
+
+// RenderConfig bounds each cluster's render.
+type RenderConfig struct {
+	Timeout    Duration `yaml:"timeout"`    // render.DefaultTimeout when zero
+	MaxObjects int      `yaml:"maxObjects"` // render.DefaultMaxObjects when zero
+	MaxBytes   int64    `yaml:"maxBytes"`   // render.DefaultMaxBytes when zero
 }
 
 // LeaderElectionConfig configures the Lease that makes one replica the
@@ -373,6 +389,20 @@ func (v *validator) check(c *Config) {
 	if c.GitHub != nil && c.GitHub.API != "" && !strings.HasPrefix(c.GitHub.API, "https://") && !strings.HasPrefix(c.GitHub.API, "http://") {
 		v.addf("github.api", "expected an http(s) URL, got %q", c.GitHub.API)
 	}
+	if !c.AllowInsecure {
+		if c.GitHub != nil && strings.HasPrefix(c.GitHub.API, "http://") {
+			v.addf("github.api", "%q is plain http: the token would cross the network in clear; use https (allowInsecure: true is for tests)", c.GitHub.API)
+		}
+		for _, scheme := range []string{"http://", "git://"} {
+			if strings.HasPrefix(c.Repo.URL, scheme) {
+				v.addf("repo.url", "%q is not encrypted (%s): use https:// or ssh:// (allowInsecure: true is for tests)", c.Repo.URL, strings.TrimSuffix(scheme, "://"))
+			}
+		}
+	}
+	if c.Render.MaxObjects < 0 || c.Render.MaxBytes < 0 {
+		v.addf("render", "maxObjects and maxBytes must be 0 (the default) or more")
+	}
+	v.positive("render.timeout", c.Render.Timeout, true)
 	if c.GitHub != nil && c.GitHub.Repo != "" {
 		if o, r, ok := strings.Cut(c.GitHub.Repo, "/"); !ok || o == "" || r == "" || strings.Contains(r, "/") {
 			v.addf("github.repo", "expected OWNER/REPO, got %q", c.GitHub.Repo)

@@ -85,6 +85,20 @@ log: {format: xml, level: loud}
 		}},
 		{"missing url", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo: {branch: main}\n",
 			[]string{"c.yaml:3: repo.url: required: the config repository's URL (https://, ssh://, git@host:path, file://)"}},
+		{"plain http without allowInsecure", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo:\n  url: http://git.example.com/r.git\ngithub:\n  api: http://ghe.example.com/api/v3/\n",
+			[]string{
+				`c.yaml:4: repo.url: "http://git.example.com/r.git" is not encrypted (http): use https:// or ssh:// (allowInsecure: true is for tests)`,
+				`c.yaml:6: github.api: "http://ghe.example.com/api/v3/" is plain http: the token would cross the network in clear; use https (allowInsecure: true is for tests)`,
+			}},
+		{"git protocol", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo: {url: git://git.example.com/r.git}\n",
+			[]string{`c.yaml:3: repo.url: "git://git.example.com/r.git" is not encrypted (git): use https:// or ssh:// (allowInsecure: true is for tests)`}},
+		{"github app without its parts", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo: {url: file:///r}\ngithub:\n  tokenFile: /t\n  app: {id: 0}\n",
+			[]string{
+				"c.yaml:5: github.tokenFile: set with github.app: use one of them",
+				"c.yaml:6: github.app.id: required: the GitHub App's ID",
+				"c.yaml:6: github.app.installationID: required: the installation's ID on the config repository's owner",
+				"c.yaml:6: github.app.privateKeyFile: required: the app's private key (PEM), mounted from a Secret",
+			}},
 		{"verify without keys", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo:\n  url: file:///r\n  verify:\n    mode: head\n",
 			[]string{"c.yaml:5: repo.verify.keysFile: required with mode: head (armored OpenPGP public keys)"}},
 	}

@@ -26,7 +26,27 @@ type verdict struct {
 // history syncs the mirror of the config repository (the branch's whole
 // history and the extra refs) and returns it.
 func (a *Agent) history(ctx context.Context, extra ...string) (*source.History, error) {
-	return a.src.Mirror(ctx, filepath.Join(a.cfg.WorkDir, "mirror.git"), extra...)
+	h, err := a.src.Mirror(ctx, filepath.Join(a.cfg.WorkDir, "mirror.git"), extra...)
+	if err == nil {
+		a.mu.Lock()
+		a.mirror = h
+		a.mu.Unlock()
+	}
+	return h, err
+}
+
+// historyOf returns the mirror when it holds rev already (a hold or a deny
+// re-evaluated, a retry), else syncs it: a re-evaluation costs no fetch.
+func (a *Agent) historyOf(ctx context.Context, rev string) (*source.History, error) {
+	a.mu.Lock()
+	h := a.mirror
+	a.mu.Unlock()
+	if h != nil {
+		if _, err := h.Commit(rev); err == nil {
+			return h, nil
+		}
+	}
+	return a.history(ctx)
 }
 
 // bases reads the revision each cluster of f runs, from its record: the

@@ -26,8 +26,15 @@ const shutdownGrace = 10 * time.Second
 // rollout in progress finish the cluster it is applying, releases the Lease
 // and shuts the HTTP server down.
 func (a *Agent) Run(ctx context.Context) error {
+	var token string
+	if f := a.cfg.Listen.StatusTokenFile; f != "" {
+		var err error
+		if token, err = readSecretFile("listen.statusTokenFile", f); err != nil {
+			return err
+		}
+	}
 	srv, err := server.New(server.Options{Addr: a.cfg.Listen.HTTP, Webhook: a.webhook, Metrics: a.metrics,
-		Status: a.Status, Ready: a.Ready, Log: a.log})
+		Status: a.Status, StatusToken: token, Ready: a.Ready, Log: a.log})
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,7 +34,14 @@ type Connector struct {
 	// Secrets live. Nil when secretRef is not supported (the CLI without
 	// an agent cluster).
 	Local client.Reader
+	// LocalNamespace is the one namespace secretRef Secrets are read from:
+	// the agent's own. A change names the Secret, so it may name no other.
+	LocalNamespace string
 }
+
+// LabelKubeconfig marks a Secret that holds a cluster's kubeconfig for
+// convoy: secretRef reads no other Secret.
+const LabelKubeconfig = "convoy.dev/kubeconfig"
 
 // RESTConfig returns the config for cluster c.
 func (k *Connector) RESTConfig(ctx context.Context, c *fleet.Cluster) (*rest.Config, error) {
@@ -54,14 +64,23 @@ func (k *Connector) restConfig(ctx context.Context, c *fleet.Cluster) (*rest.Con
 		if k.Local == nil {
 			return nil, fmt.Errorf("secretRef %s/%s needs the agent's cluster; use kubeconfig contexts with the CLI", ref.SecretRef.Namespace, ref.SecretRef.Name)
 		}
+		if ref.SecretRef.Namespace != k.LocalNamespace || k.LocalNamespace == "" {
+			return nil, fmt.Errorf("secretRef %s/%s: kubeconfig Secrets are read from the agent's namespace %q only", ref.SecretRef.Namespace, ref.SecretRef.Name, k.LocalNamespace)
+		}
 		var s corev1.Secret
 		key := client.ObjectKey{Namespace: ref.SecretRef.Namespace, Name: ref.SecretRef.Name}
 		if err := k.Local.Get(ctx, key, &s); err != nil {
 			return nil, fmt.Errorf("read Secret %s: %w", key, err)
 		}
+		if s.Labels[LabelKubeconfig] != "true" {
+			return nil, fmt.Errorf("Secret %s is not labelled %s=true: convoy reads kubeconfigs only from Secrets marked for it", key, LabelKubeconfig)
+		}
 		data, ok := s.Data[ref.SecretRef.Key]
 		if !ok {
 			return nil, fmt.Errorf("Secret %s has no key %q", key, ref.SecretRef.Key)
+		}
+		if err := CheckKubeconfig(data); err != nil {
+			return nil, fmt.Errorf("Secret %s key %q: %w", key, ref.SecretRef.Key, err)
 		}
 		cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
 		if err != nil {
@@ -81,4 +100,41 @@ func (k *Connector) restConfig(ctx context.Context, c *fleet.Cluster) (*rest.Con
 		}
 		return cfg, nil
 	}
+}
+
+// CheckKubeconfig refuses a kubeconfig from a Secret that would run a
+// program (exec credential plugins, auth providers), read files of the
+// agent's machine (certificate, key, token or CA paths) or skip verifying
+// the API server (insecure-skip-tls-verify): a Secret should hold the
+// credentials themselves. Its messages never quote the file.
+func CheckKubeconfig(data []byte) error {
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return errors.New("not a valid kubeconfig")
+	}
+	var problems []string
+	for name, u := range cfg.AuthInfos {
+		switch {
+		case u.Exec != nil:
+			problems = append(problems, fmt.Sprintf("user %q: exec credential plugins are not allowed", name))
+		case u.AuthProvider != nil:
+			problems = append(problems, fmt.Sprintf("user %q: auth-provider is not allowed", name))
+		}
+		if u.ClientCertificate != "" || u.ClientKey != "" || u.TokenFile != "" {
+			problems = append(problems, fmt.Sprintf("user %q: file paths (client-certificate, client-key, tokenFile) are not allowed: embed the data", name))
+		}
+	}
+	for name, c := range cfg.Clusters {
+		if c.InsecureSkipTLSVerify {
+			problems = append(problems, fmt.Sprintf("cluster %q: insecure-skip-tls-verify is not allowed", name))
+		}
+		if c.CertificateAuthority != "" {
+			problems = append(problems, fmt.Sprintf("cluster %q: certificate-authority is a file path: embed certificate-authority-data", name))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }

@@ -71,7 +71,7 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 	if fl.change.pr != 0 {
 		return withCode(ExitError, errors.New("--pr: apply rolls out merged revisions; use convoy plan --pr N for pull requests"))
 	}
-	co, err := openRepo(ctx, repoOptions{repo: fl.repo, revision: fl.revision, clean: true})
+	co, err := openRepo(ctx, repoOptions{repo: fl.repo, revision: fl.revision, clean: true, allowInsecure: fl.change.insecure})
 	if err != nil {
 		return withCode(ExitError, err)
 	}

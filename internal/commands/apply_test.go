@@ -147,7 +147,7 @@ func TestApplyFleet(t *testing.T) {
 		HeadSHA: strings.Repeat("cd", 20), MergeCommitSHA: rev1, Merged: true, Body: "## Rollback\nRevert the merge.\n"})
 	gh.AddCommit(rev1, "alice", "Roll out the scheduler", true)
 	gh.AddReview(12, testenv.Review{User: "bob", State: "APPROVED", SubmittedAt: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)})
-	e.changeArgs = []string{"--github-repo", "acme/fleet-config", "--github-api", gh.URL()}
+	e.changeArgs = []string{"--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--allow-insecure"}
 	code, out, errOut := e.apply()
 	e.changeArgs = nil
 	if code != ExitOK {

@@ -25,6 +25,7 @@ type changeFlags struct {
 	githubAPI  string // --github-api URL
 	pr         int    // --pr N
 	base       string // --base REV
+	insecure   bool   // --allow-insecure
 }
 
 func (cf *changeFlags) register(cmd *cobra.Command) {
@@ -33,6 +34,7 @@ func (cf *changeFlags) register(cmd *cobra.Command) {
 	f.StringVar(&cf.githubRepo, "github-repo", "", "read the change from this GitHub repository's pull requests (OWNER/REPO); GITHUB_TOKEN, or GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY_FILE, from the environment")
 	f.StringVar(&cf.githubAPI, "github-api", "", "GitHub REST API URL (GitHub Enterprise: https://HOST/api/v3/)")
 	f.IntVar(&cf.pr, "pr", 0, "plan pull request N before it merges (with --github-repo)")
+	f.BoolVar(&cf.insecure, "allow-insecure", false, "accept http:// and git:// repository URLs and an http:// GitHub API, which send credentials in clear (tests and local servers only)")
 	f.StringVar(&cf.base, "base", "", "trusted base whose rules (policies, policy data, windows, change source, environments, capacities, CODEOWNERS) judge the change; default: the revision's first parent, or the pull request's base")
 }
 
@@ -157,6 +159,9 @@ func (cf *changeFlags) githubClient(src fleet.ChangeSource) (*change.GitHub, err
 		if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
 			return nil, fmt.Errorf("--github-repo %q: expected OWNER/REPO", cf.githubRepo)
 		}
+	}
+	if why := insecureURL(cf.githubAPI); why != "" && !cf.insecure {
+		return nil, fmt.Errorf("--github-api %s: %s", cf.githubAPI, why)
 	}
 	opts := change.GitHubOptions{Owner: owner, Repo: repo, BaseURL: cf.githubAPI}
 	app, err := appFromEnv()

@@ -77,7 +77,7 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	co, err := openRepo(ctx, repoOptions{repo: fl.repo, revision: fl.revision, worktree: fl.worktree})
+	co, err := openRepo(ctx, repoOptions{repo: fl.repo, revision: fl.revision, worktree: fl.worktree, allowInsecure: fl.change.insecure})
 	if err != nil {
 		return withCode(ExitError, err)
 	}

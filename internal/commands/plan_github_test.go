@@ -1,7 +1,10 @@
 package commands
 
 import (
+	"fmt"
 	"github.com/convoy-gitops/convoy/internal/rollout"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +35,7 @@ func TestPlanGitHubPullRequest(t *testing.T) {
 	gh.AddReview(7, testenv.Review{User: "carol", State: "COMMENTED", SubmittedAt: at.Add(2 * time.Hour)})
 
 	plan := func(now string) (int, rollout.PlanDoc, string) {
-		return runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--pr", "7", "--now", now)
+		return runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--allow-insecure", "--pr", "7", "--now", now)
 	}
 	// Two approvals for a major change, at night: allowed everywhere.
 	code, doc, errOut := plan("2026-11-25T23:30:00+08:00")
@@ -89,7 +92,7 @@ func TestPlanGitHubStrangerAndBot(t *testing.T) {
 	gh.AddReview(8, testenv.Review{User: "bob", State: "APPROVED"})
 	gh.AddReview(8, testenv.Review{User: "mallory", State: "APPROVED"})
 	gh.AddReview(8, testenv.Review{User: "renovate[bot]", State: "APPROVED"})
-	code, doc, errOut := runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--pr", "8", "--now", "2026-11-25T23:30:00+08:00")
+	code, doc, errOut := runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--allow-insecure", "--pr", "8", "--now", "2026-11-25T23:30:00+08:00")
 	if code != ExitDeny {
 		t.Fatalf("exit %d, want 1; stderr %s", code, errOut)
 	}
@@ -107,7 +110,7 @@ func TestPlanGitHubDown(t *testing.T) {
 	gh := testenv.NewFakeGitHub(t)
 	gh.FailNext(1000, 502)
 	t.Setenv("GITHUB_TOKEN", "s3cr3t-token")
-	code, doc, errOut := runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--pr", "7", "--now", "2026-11-25T23:30:00+08:00")
+	code, doc, errOut := runPlanJSON(t, "--repo", fixtureFleet, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--allow-insecure", "--pr", "7", "--now", "2026-11-25T23:30:00+08:00")
 	if code != ExitHold || doc.Verdict != "hold" {
 		t.Fatalf("exit %d verdict %q, want 3 hold; stderr %s", code, doc.Verdict, errOut)
 	}
@@ -118,5 +121,73 @@ func TestPlanGitHubDown(t *testing.T) {
 	}
 	if strings.Contains(errOut, "s3cr3t-token") || strings.Contains(errOut+doc.Clusters[0].Hold[0].Msg, "s3cr3t") {
 		t.Error("the token leaked into the output")
+	}
+}
+
+// TestPlanGitHubTeamsAndCodeOwners: the base's policy data asks a major
+// change to production for two approvals from acme/prod-owners, and every
+// touched file for an approval of its owners (CODEOWNERS, from the base).
+// Team membership comes from GitHub's teams API on the stand-in.
+func TestPlanGitHubTeamsAndCodeOwners(t *testing.T) {
+	dir := fleetRepo(t)
+	edit(t, dir, "fleet.yaml", "    source: trailers\n", "    source: github\n    github: {owner: acme, repo: fleet-config}\n")
+	edit(t, dir, "fleet.yaml", "      businessHours:", `      approvers:
+      - {categories: [major], environments: [production], teams: [acme/prod-owners], count: 2}
+      requireCodeOwners: true
+      businessHours:`)
+	if err := os.WriteFile(filepath.Join(dir, "CODEOWNERS"), []byte("* @acme/platform\n/clusters/prod-primary/ @acme/prod-owners\n/clusters/prod-edge/ @acme/edge-owners\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := testenv.CommitWorkTree(t, dir, "Separation of duties")
+
+	gh := testenv.NewFakeGitHub(t)
+	t.Setenv("GITHUB_TOKEN", "s3cr3t-token")
+	gh.AddCollaborators("write", "bob", "carol", "dave", "erin")
+	gh.AddTeamMembers("acme/prod-owners", "bob", "carol")
+	gh.AddTeamMembers("acme/edge-owners", "erin")
+	gh.AddTeamMembers("acme/platform", "dave")
+	number := 20
+	plan := func(file string, reviewers ...string) (int, rollout.PlanDoc) {
+		t.Helper()
+		edit(t, dir, file, "resources:", "# reviewed\nresources:")
+		head := testenv.CommitWorkTree(t, dir, "Change "+file)
+		number++
+		gh.AddPullRequest(testenv.PR{Number: number, Title: "change", Author: "alice", Labels: []string{"change/major"},
+			HeadSHA: head, BaseSHA: base, Body: "## Rollback\nRevert.\n"})
+		gh.AddCommit(head, "alice", "change", true)
+		for _, r := range reviewers {
+			gh.AddReview(number, testenv.Review{User: r, State: "APPROVED"})
+		}
+		code, doc, errOut := runPlanJSON(t, "--repo", dir, "--revision", head, "--github-repo", "acme/fleet-config", "--github-api", gh.URL(), "--allow-insecure",
+			"--pr", fmt.Sprint(number), "--now", "2026-11-25T23:30:00+08:00")
+		if code == ExitError {
+			t.Fatalf("exit 2: %s", errOut)
+		}
+		// (Each pull request's head builds on the one before; its diff
+		// from the base holds theirs too, which earlier cases approved.)
+		return code, doc
+	}
+	denies := func(doc rollout.PlanDoc, cluster string) string {
+		for _, c := range doc.Clusters {
+			if c.Name == cluster {
+				return strings.Join(messageTexts(c.Deny), "\n")
+			}
+		}
+		return "no cluster " + cluster
+	}
+
+	if code, doc := plan("clusters/prod-primary/kustomization.yaml", "bob", "carol"); code != ExitOK {
+		t.Errorf("two prod-owners: exit %d, want 0:\n%s", code, denies(doc, "prod-primary"))
+	}
+	code, doc := plan("clusters/prod-primary/kustomization.yaml", "bob", "dave")
+	if want := "major change to production cluster prod-primary needs 2 approvals from acme/prod-owners, has 1 (bob)"; code != ExitDeny || !strings.Contains(denies(doc, "prod-primary"), want) {
+		t.Errorf("a prod-owner and another writer: exit %d, want a deny %q:\n%s", code, want, denies(doc, "prod-primary"))
+	}
+	if d := denies(doc, "staging"); strings.Contains(d, "prod-owners") {
+		t.Errorf("the production rule denies staging:\n%s", d)
+	}
+	code, doc = plan("clusters/prod-edge/kustomization.yaml", "bob", "carol")
+	if want := "clusters/prod-edge/kustomization.yaml is owned by @acme/edge-owners (CODEOWNERS): none of them approved"; code != ExitDeny || !strings.Contains(denies(doc, "staging"), want) {
+		t.Errorf("a file whose owners did not approve: exit %d, want a deny %q:\n%s", code, want, denies(doc, "staging"))
 	}
 }

@@ -38,6 +38,7 @@ func newRenderCmd() *cobra.Command {
 		repo     string
 		revision string
 		worktree bool
+		insecure bool
 		clusters []string
 		output   string
 	)
@@ -53,7 +54,7 @@ anything is printed: on any error nothing goes to stdout, each problem goes to
 stderr on its own line, and the exit code is 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, err := runRender(cmd, repo, revision, worktree, clusters, output)
+			out, err := runRender(cmd, repo, revision, worktree, insecure, clusters, output)
 			if err != nil {
 				return withCode(ExitError, err)
 			}
@@ -64,17 +65,18 @@ stderr on its own line, and the exit code is 2.`,
 	cmd.Flags().StringVar(&repo, "repo", "", "config repository: directory or Git URL")
 	cmd.Flags().StringVar(&revision, "revision", "", "commit to render: HEAD (default), a branch, a tag, a SHA, HEAD~1…")
 	cmd.Flags().BoolVar(&worktree, "worktree", false, "render the work tree as it is, uncommitted changes included")
+	cmd.Flags().BoolVar(&insecure, "allow-insecure", false, "accept http:// and git:// repository URLs (tests and local servers only)")
 	cmd.Flags().StringArrayVar(&clusters, "cluster", nil, "render only this cluster (repeatable); default: all")
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return cmd
 }
 
 // runRender renders and formats; it returns the whole output or an error.
-func runRender(cmd *cobra.Command, repo, revision string, worktree bool, names []string, output string) ([]byte, error) {
+func runRender(cmd *cobra.Command, repo, revision string, worktree, insecure bool, names []string, output string) ([]byte, error) {
 	if output != "yaml" && output != "json" {
 		return nil, fmt.Errorf("--output %q: expected yaml or json", output)
 	}
-	co, err := openRepo(cmd.Context(), repoOptions{repo: repo, revision: revision, worktree: worktree})
+	co, err := openRepo(cmd.Context(), repoOptions{repo: repo, revision: revision, worktree: worktree, allowInsecure: insecure})
 	if err != nil {
 		return nil, err
 	}

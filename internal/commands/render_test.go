@@ -153,7 +153,8 @@ func TestRenderUsageErrors(t *testing.T) {
 		{"unknown cluster", []string{"--repo", fleetFixture, "--cluster", "staging", "--cluster", "prod-mars", "--cluster", "nope"},
 			[]string{"convoy: --cluster prod-mars: no such cluster", "convoy: --cluster nope: no such cluster"}},
 		{"no repo", nil, []string{"--repo: required"}},
-		{"unreachable remote repo", []string{"--repo", "http://127.0.0.1:1/fleet.git"}, []string{"fetch http://127.0.0.1:1/fleet.git"}},
+		{"unreachable remote repo", []string{"--repo", "http://127.0.0.1:1/fleet.git", "--allow-insecure"}, []string{"fetch http://127.0.0.1:1/fleet.git"}},
+		{"plain http remote repo", []string{"--repo", "http://127.0.0.1:1/fleet.git"}, []string{"http is not encrypted"}},
 		{"bad output", []string{"--repo", fleetFixture, "-o", "xml"}, []string{`--output "xml": expected yaml or json`}},
 		{"missing repo", []string{"--repo", filepath.Join(t.TempDir(), "none")}, []string{"not a directory"}},
 		{"argument", []string{"--repo", fleetFixture, "extra"}, []string{"extra"}},
@@ -253,7 +254,7 @@ func TestRenderFromGitServer(t *testing.T) {
 		"clusters/staging/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../environments/staging\ncomponents:\n- ../../regions/cn-north\nreplicas:\n- name: resource-scheduler\n  count: 3\n",
 	})
 	replicas := func(rev string) (string, int64) {
-		args := []string{"render", "--repo", repo.URL, "--cluster", "staging", "-o", "json"}
+		args := []string{"render", "--repo", repo.URL, "--allow-insecure", "--cluster", "staging", "-o", "json"}
 		if rev != "" {
 			args = append(args, "--revision", rev)
 		}
@@ -279,5 +280,12 @@ func TestRenderFromGitServer(t *testing.T) {
 	}
 	if rev, n := replicas(first); rev != first || n != 2 {
 		t.Errorf("first commit: revision %s with %d replicas, want %s with 2", rev, n, first)
+	}
+	if rev, n := replicas("HEAD~1"); rev != first || n != 2 {
+		t.Errorf("HEAD~1: revision %s with %d replicas, want %s with 2", rev, n, first)
+	}
+	// Plain http carries credentials in clear: refused unless asked for.
+	if code, _, errOut := run(t, "render", "--repo", repo.URL); code != ExitError || !strings.Contains(errOut, "http is not encrypted") {
+		t.Errorf("render over http without --allow-insecure: exit %d: %s", code, errOut)
 	}
 }

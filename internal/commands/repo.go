@@ -35,6 +35,17 @@ type repoOptions struct {
 	repo, revision string
 	worktree       bool // render the work tree as it is (render and plan only)
 	clean          bool // refuse a work tree with uncommitted changes (apply, without --revision)
+	allowInsecure  bool // accept http:// and git:// URLs
+}
+
+// insecureURL says why a URL sends what it carries in clear, "" when it does not.
+func insecureURL(u string) string {
+	for _, scheme := range []string{"http://", "git://"} {
+		if strings.HasPrefix(strings.ToLower(u), scheme) {
+			return strings.TrimSuffix(scheme, "://") + " is not encrypted: use https:// or ssh:// (--allow-insecure is for tests and local servers)"
+		}
+	}
+	return ""
 }
 
 // openRepo resolves --repo (a directory or a Git URL) and --revision
@@ -53,6 +64,9 @@ func openRepo(ctx context.Context, o repoOptions) (*checkout, error) {
 	if looksLikeURL(o.repo) {
 		if o.worktree {
 			return nil, errors.New("--worktree: needs --repo to be a local directory")
+		}
+		if why := insecureURL(o.repo); why != "" && !o.allowInsecure {
+			return nil, fmt.Errorf("--repo %s: %s", source.RedactURL(o.repo), why)
 		}
 		src, err := source.New(source.Options{URL: o.repo, CacheDir: cache, Auth: source.Auth{Token: os.Getenv("GIT_TOKEN")}})
 		if err != nil {

@@ -35,7 +35,7 @@ type chartCase struct {
 }
 
 var baseObjects = []string{
-	"ConfigMap/convoy", "Deployment/convoy", "PodDisruptionBudget/convoy", "Role/convoy",
+	"ConfigMap/convoy", "Deployment/convoy", "NetworkPolicy/convoy", "PodDisruptionBudget/convoy", "Role/convoy",
 	"RoleBinding/convoy", "Service/convoy", "ServiceAccount/convoy",
 }
 
@@ -165,6 +165,43 @@ log: {format: text, level: debug}
 				"/etc/convoy/kubeconfig/config":        "Secret/fleet-clusters:kubeconfig.yaml",
 				"/var/run/secrets/convoy/git/token":    "Secret/fleet-git:token",
 				"/var/run/secrets/convoy/gpg/keys.asc": "Secret/fleet-keys:keys.asc",
+			},
+		},
+		{
+			name: "GitHub App, status token, network policy sources",
+			values: `
+repo: {url: ` + repoURL + `}
+github: {repo: platform/fleet-config, app: {id: 12345, installationID: 678, privateKeySecretName: convoy-app}}
+statusToken: {secretName: convoy-status}
+networkPolicy: {from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]}
+`,
+			wantObjects:   baseObjects,
+			wantReplicas:  2,
+			wantImage:     "ghcr.io/convoy-gitops/convoy:0.1.0",
+			wantResources: resources("100m", "256Mi", "1", "1Gi"),
+			wantRules:     append(leaseRules("convoy"), eventRule),
+			wantConfig: `
+apiVersion: convoy.dev/v1alpha1
+kind: AgentConfig
+repo:
+  url: ` + repoURL + `
+  branch: main
+  pollInterval: 1m
+  verify: {mode: "off"}
+kubeconfig: {file: /etc/convoy/kubeconfig/config}
+github:
+  api: https://api.github.com/
+  app: {id: 12345, installationID: 678, privateKeyFile: /var/run/secrets/convoy/github-app/private-key.pem}
+  repo: platform/fleet-config
+listen: {http: ":8080", statusTokenFile: /var/run/secrets/convoy/status/token}
+leaderElection: {enabled: true, namespace: NAMESPACE, leaseName: convoy}
+log: {format: json, level: info}
+`,
+			wantFiles: map[string]string{
+				"/etc/convoy/config.yaml":                            "ConfigMap/convoy:config.yaml",
+				"/etc/convoy/kubeconfig/config":                      "Secret/convoy-kubeconfig:config",
+				"/var/run/secrets/convoy/github-app/private-key.pem": "Secret/convoy-app:private-key.pem",
+				"/var/run/secrets/convoy/status/token":               "Secret/convoy-status:token",
 			},
 		},
 		{

@@ -195,6 +195,7 @@ func (e *env) config(kubeconfig string, poll time.Duration, extra string) *agent
 	dir := e.t.TempDir()
 	yaml := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
 kind: AgentConfig
+allowInsecure: true # the test git server speaks plain http
 repo: {url: %q, branch: main, pollInterval: %s, timeout: 10s}
 kubeconfig: {file: %q}
 listen: {http: "127.0.0.1:0"}

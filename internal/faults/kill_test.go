@@ -159,6 +159,7 @@ func (e *env) agentFile(kubeconfig string) string {
 	path := filepath.Join(dir, "agent.yaml")
 	yaml := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
 kind: AgentConfig
+allowInsecure: true
 repo: {url: %q, pollInterval: 1h}
 kubeconfig: {file: %q}
 listen: {http: "127.0.0.1:0"}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -216,6 +217,16 @@ func (p *Planner) protect(d policy.Decision, fleetName string, objs []*unstructu
 		case o.GetKind() == "ConfigMap" && o.GetName() == apply.RecordName(fleetName):
 			added = append(added, policy.Message{Package: ProtectedPackage,
 				Msg: fmt.Sprintf("%s: named like convoy's record of fleet %s: no change may write it", id, fleetName)})
+		case (o.GetKind() == "ClusterRoleBinding" || o.GetKind() == "RoleBinding") && strings.HasPrefix(o.GetAPIVersion(), "rbac.authorization.k8s.io/"):
+			subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
+			for _, sub := range subjects {
+				m, _ := sub.(map[string]any)
+				if ns, _ := m["namespace"].(string); protected[ns] {
+					added = append(added, policy.Message{Package: ProtectedPackage,
+						Msg: fmt.Sprintf("%s: grants to a subject in namespace %s, convoy's own: no change may give convoy's namespace rights", id, ns)})
+					break
+				}
+			}
 		}
 	}
 	if len(added) == 0 {

@@ -121,20 +121,36 @@ func Markdown(doc PlanDoc) string {
 		if c.Diff != nil {
 			create, update, del = fmt.Sprint(len(c.Diff.Create)), fmt.Sprint(len(c.Diff.Update)), fmt.Sprint(len(c.Diff.Delete))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", c.Wave, c.Name, icon[c.Verdict], c.Objects, create, update, del)
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", MarkdownText(c.Wave), MarkdownText(c.Name), icon[c.Verdict], c.Objects, create, update, del)
 	}
 	for _, c := range doc.Clusters {
 		lines := MessageLines(c)
 		if len(lines) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\n**%s**\n", c.Name)
+		fmt.Fprintf(&b, "\n**%s**", MarkdownText(c.Name))
+		if len(c.Commits) > 1 {
+			fmt.Fprintf(&b, " (carries %d commits since %s)", len(c.Commits), MarkdownText(short(c.Base)))
+		}
+		b.WriteString("\n")
 		for _, l := range lines {
-			fmt.Fprintf(&b, "- %s\n", l)
+			fmt.Fprintf(&b, "- %s\n", MarkdownText(l))
 		}
 	}
 	return b.String()
 }
+
+// markdownEscapes neutralises what a text could make of a comment: links
+// and images, HTML, emphasis, code, tables, headings, and @mentions (a
+// message quoting "@org/everyone" must not notify anyone).
+var markdownEscapes = strings.NewReplacer(
+	"\\", "\\\\", "`", "\\`", "*", "\\*", "_", "\\_", "{", "\\{", "}", "\\}", "[", "\\[", "]", "\\]",
+	"(", "\\(", ")", "\\)", "#", "\\#", "!", "\\!", "|", "\\|", "~", "\\~",
+	"<", "&lt;", ">", "&gt;", "&", "&amp;", "@", "&#64;", "\r", " ", "\n", " ",
+)
+
+// MarkdownText is s as literal text in GitHub Markdown, on one line.
+func MarkdownText(s string) string { return markdownEscapes.Replace(s) }
 
 // PlanReporter is the part of a forge's API a plan is reported through:
 // change.GitHub implements it.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,9 @@ type Options struct {
 	// Status makes the document of /api/status (JSON) and / (HTML). It is
 	// called once per request and must be safe for concurrent use.
 	Status func() Status
+	// StatusToken, when set, is the bearer token / and /api/status require:
+	// they name clusters, revisions and pull requests.
+	StatusToken string
 	// Ready says whether the agent is ready (/readyz): nil, or why not.
 	Ready func() error
 	// Log receives the server's own records; none when nil.
@@ -87,8 +91,8 @@ func New(opts Options) (*Server, error) {
 		mux.Handle("POST "+WebhookPath, countDeliveries(opts.Webhook, opts.Metrics))
 	}
 	if opts.Status != nil {
-		mux.Handle("GET /api/status", statusJSONHandler(opts.Status, opts.Log))
-		mux.Handle("GET /{$}", statusPageHandler(opts.Status, opts.Log))
+		mux.Handle("GET /api/status", bearer(opts.StatusToken, statusJSONHandler(opts.Status, opts.Log)))
+		mux.Handle("GET /{$}", bearer(opts.StatusToken, statusPageHandler(opts.Status, opts.Log)))
 	}
 	s.handler = mux
 	s.srv = &http.Server{
@@ -102,6 +106,23 @@ func New(opts Options) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// bearer serves h only to requests with "Authorization: Bearer token",
+// compared in constant time; everything when token is empty.
+func bearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="convoy"`)
+			writeText(w, http.StatusUnauthorized, "unauthorized: this page needs the agent's status token (Authorization: Bearer ...)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Handler is the server's router, for tests with httptest and for mounting

@@ -454,3 +454,35 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// With a status token, the status page and /api/status need it; probes,
+// metrics and the webhook (which has its own signature) do not.
+func TestStatusToken(t *testing.T) {
+	_, base := serve(t, server.Options{StatusToken: "s3cret", Status: func() server.Status { return server.Status{} }})
+	get := func(path, auth string) int {
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tt := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/api/status", "", 401}, {"/api/status", "Bearer wrong", 401}, {"/api/status", "Bearer s3cret", 200},
+		{"/", "", 401}, {"/", "Bearer s3cret", 200}, {"/healthz", "", 200},
+	} {
+		if got := get(tt.path, tt.auth); got != tt.want {
+			t.Errorf("GET %s with %q: %d, want %d", tt.path, tt.auth, got, tt.want)
+		}
+	}
+}

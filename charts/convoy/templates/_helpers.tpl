@@ -118,11 +118,23 @@ repo:
   {{- end }}
 kubeconfig:
   file: {{ include "convoy.kubeconfigDir" . }}/config
-{{- if or .Values.github.tokenSecretName .Values.github.repo }}
+{{- if and .Values.github.app.privateKeySecretName .Values.github.tokenSecretName }}
+{{- fail "github.tokenSecretName and github.app.privateKeySecretName: use one of them" }}
+{{- end }}
+{{- if and .Values.github.app.privateKeySecretName (or (not .Values.github.app.id) (not .Values.github.app.installationID)) }}
+{{- fail "github.app.id and github.app.installationID are required with github.app.privateKeySecretName" }}
+{{- end }}
+{{- if or .Values.github.tokenSecretName .Values.github.repo .Values.github.app.privateKeySecretName }}
 github:
   api: {{ .Values.github.api | quote }}
   {{- if .Values.github.tokenSecretName }}
   tokenFile: {{ $secrets }}/github/token
+  {{- end }}
+  {{- if .Values.github.app.privateKeySecretName }}
+  app:
+    id: {{ int64 .Values.github.app.id }}
+    installationID: {{ int64 .Values.github.app.installationID }}
+    privateKeyFile: {{ $secrets }}/github-app/private-key.pem
   {{- end }}
   {{- with .Values.github.repo }}
   repo: {{ . | quote }}
@@ -134,6 +146,9 @@ webhook:
 {{- end }}
 listen:
   http: ":8080"
+  {{- if .Values.statusToken.secretName }}
+  statusTokenFile: {{ $secrets }}/status/token
+  {{- end }}
 leaderElection:
   enabled: {{ .Values.leaderElection.enabled }}
   namespace: {{ .Release.Namespace | quote }}
