@@ -16,7 +16,7 @@ type fleetSpec struct {
 	Env, Region map[string]string
 }
 
-// fleetYAML renders spec as a fleet.yaml (DESIGN.md §2): no windows, a
+// fleetYAML renders spec as a fleet.yaml: no windows, a
 // health timeout of 3 minutes, fail fast, no rollback, trailers as the
 // change source (the benchmarks pass --change), capacity far above any
 // workload's requests.

@@ -395,7 +395,7 @@ var topLevelKind = regexp.MustCompile(`(?m)^kind: `)
 // policyEval evaluates the built-in policies over n objects.
 func (b *bench) policyEval(ctx context.Context, n int) error {
 	sc := b.scenario(fmt.Sprintf("policy-%d", n), fmt.Sprintf("Policy: built-in policies over %s objects, one cluster", thousands(n)),
-		"Same input document (DESIGN.md §4, written once by convoy's policy.BuildInput) and the same policies/*.rego (without their _test.rego files) for both. conftest evaluates them as they are with --all-namespaces and the fleet's policy data under data.convoy.config; it collects deny and warn (it has no notion of hold, so it evaluates less than convoy does).",
+		"Same input document (the policy input, written once by convoy's policy.BuildInput) and the same policies/*.rego (without their _test.rego files) for both. conftest evaluates them as they are with --all-namespaces and the fleet's policy data under data.convoy.config; it collects deny and warn (it has no notion of hold, so it evaluates less than convoy does).",
 		"convoy's engine replaces the quota policy's pure-Rego indexing of the objects by a Go implementation of the same function (policy/quota_index.go); conftest runs the pure-Rego version. That is the main difference measured.",
 		"`convoy engine (in-process)` is policy.Engine.Evaluate on an input already in memory, engine compiled once: what the agent pays per cluster per change; its CPU is the harness's own (getrusage RUSAGE_SELF) and it has no RSS of its own.")
 	dir := filepath.Join(b.work, "policy")

@@ -119,7 +119,7 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 	return rolloutExit(out, err)
 }
 
-// rolloutExit maps a rollout's result to the exit codes of DESIGN.md §5.
+// rolloutExit maps a rollout's result to the documented exit codes.
 func rolloutExit(out *rollout.Outcome, err error) error {
 	var rejected *apply.RejectedError
 	switch {

@@ -42,6 +42,16 @@ var corpusSetups = map[string]func(t *testing.T, work string){
 	"render-symlink-etc-base": func(t *testing.T, work string) {
 		corpusSymlink(t, "/etc", filepath.Join(work, "clusters/y/etc"))
 	},
+	// The change sets its own approvals to zero: it is judged by its base's
+	// rules (one approval for normal) and flagged as a governance edit,
+	// which needs two.
+	"governance-loosened-by-the-change": func(t *testing.T, work string) {
+		corpusWrite(t, filepath.Join(work, "fleet.yaml"), strings.Replace(corpusRead(t, filepath.Join(work, "fleet.yaml")), "approvals: {normal: 1}", "approvals: {normal: 0}", 1))
+	},
+	// A policy that is a link to /dev/zero: an unbounded read, refused.
+	"policy-symlink": func(t *testing.T, work string) {
+		corpusSymlink(t, "/dev/zero", filepath.Join(work, "policies/zero.rego"))
+	},
 	"render-symlink-relative-escape": func(t *testing.T, work string) {
 		// A valid object just outside the checkout: refused for where it
 		// is, not for what it holds.
@@ -55,8 +65,14 @@ var corpusSetups = map[string]func(t *testing.T, work string){
 var corpusExit = map[string]int{
 	// An evaluation that times out is a deny (fail closed).
 	"policy-timeout": ExitDeny,
-	// So is a policy that does not compile, naming its file and line.
-	"policy-syntax-error": ExitDeny,
+	// So is a policy that does not compile, naming its file and line,
+	// one that extends a built-in package or calls a network builtin.
+	"policy-syntax-error":    ExitDeny,
+	"policy-extends-builtin": ExitDeny,
+	"policy-http-send":       ExitDeny,
+	// A change may not write convoy's own namespace or loosen its own rules.
+	"protected-record-configmap":        ExitDeny,
+	"governance-loosened-by-the-change": ExitDeny,
 	// The agent does not exit on a commit it refuses: it keeps running
 	// without a good revision, unready, until the test stops it.
 	"agent-unsigned-commit": ExitOK,
@@ -372,8 +388,20 @@ func corpusWrite(t *testing.T, path, content string) {
 	}
 }
 
+func corpusRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func corpusSymlink(t *testing.T, target, link string) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}

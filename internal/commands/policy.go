@@ -34,7 +34,8 @@ func newPolicyEvalCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval --input FILE [--policies DIR]... [--data FILE] [-o text|json]",
 		Short: "Evaluate the built-in and given policies on one input document",
-		Long: `Evaluates one policy input document (DESIGN.md §4) with the built-in
+		Long: `Evaluates one policy input document (the input convoy plan builds per cluster:
+fleet, cluster, change, now, windows, objects, diff) with the built-in
 policies and those of each --policies DIR. --data is a JSON or YAML object
 exposed as data.convoy.config, like fleet.yaml's spec.policy.data.
 

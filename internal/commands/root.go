@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes shared by every command (DESIGN.md §5).
+// Exit codes shared by every command, documented in the README.
 const (
 	ExitOK    = 0
 	ExitDeny  = 1 // denied, failed, or test failures

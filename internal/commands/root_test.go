@@ -27,7 +27,7 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// TestHelpListsCommands: the command line of DESIGN.md §5 is stable.
+// TestHelpListsCommands: the documented command line is stable.
 func TestHelpListsCommands(t *testing.T) {
 	code, out, _ := run(t, "--help")
 	if code != ExitOK {

@@ -68,6 +68,10 @@ type Options struct {
 	// Dirs are folders of extra policies (a repository's policies/), read
 	// recursively; _test.rego files are skipped.
 	Dirs []string
+	// Root, when set, is the repository the Dirs are in: their files are
+	// named relative to it in messages ("policies/x.rego:3"), not by
+	// where a snapshot of it happens to be.
+	Root string
 	// Data is exposed to Rego as data.convoy.config (fleet.yaml spec.policy.data).
 	Data map[string]any
 	// Timeout bounds one evaluation; DefaultTimeout when zero.
@@ -164,7 +168,7 @@ func New(opts Options) (*Engine, error) {
 // newEngine is New; goIndex false evaluates the quota policy's object index
 // in Rego, as `opa test` does, to check the Go one against it.
 func newEngine(opts Options, goIndex bool) (*Engine, error) {
-	modules, err := loadModules(opts.Dirs, false)
+	modules, err := loadModules(opts.Dirs, false, opts.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +251,7 @@ func configStore(data map[string]any) storage.Store {
 
 // loadModules parses the built-in policies and the .rego files under dirs,
 // keyed by file name; withTests includes the _test.rego files.
-func loadModules(dirs []string, withTests bool) (map[string]*ast.Module, error) {
+func loadModules(dirs []string, withTests bool, root ...string) (map[string]*ast.Module, error) {
 	modules := map[string]*ast.Module{}
 	var errs ast.Errors
 	parse := func(name string, src []byte) {
@@ -297,16 +301,22 @@ func loadModules(dirs []string, withTests bool) (map[string]*ast.Module, error) 
 			if !keep(d.Name()) {
 				return nil
 			}
+			name := path
+			if len(root) > 0 && root[0] != "" {
+				if rel, err := filepath.Rel(root[0], path); err == nil && filepath.IsLocal(rel) {
+					name = filepath.ToSlash(rel)
+				}
+			}
 			src, err := readPolicyFile(path, d)
 			if err != nil {
-				errs = append(errs, ast.NewError(ast.ParseErr, &ast.Location{File: path, Row: 1}, "%v", err))
+				errs = append(errs, ast.NewError(ast.ParseErr, &ast.Location{File: name, Row: 1}, "%v", err))
 				return nil
 			}
-			parse(path, src)
-			if m := modules[path]; m != nil {
+			parse(name, src)
+			if m := modules[name]; m != nil {
 				if e := checkRepoPackage(m, builtins); e != nil {
 					errs = append(errs, e)
-					delete(modules, path)
+					delete(modules, name)
 				}
 			}
 			return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -183,7 +184,7 @@ func (p *Planner) engine(rules *trust.Rules) (*policy.Engine, error) {
 		dirs = append(dirs, rules.PolicyDir)
 	}
 	dirs = append(dirs, p.PolicyDirs...)
-	return policy.New(policy.Options{Dirs: dirs, Data: rules.Fleet.PolicyData, Timeout: p.PolicyTimeout})
+	return policy.New(policy.Options{Dirs: dirs, Root: filepath.Dir(rules.PolicyDir), Data: rules.Fleet.PolicyData, Timeout: p.PolicyTimeout})
 }
 
 // ProtectedPackage names the denies of protect in messages and metrics.
