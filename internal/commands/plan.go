@@ -136,6 +136,38 @@ func writePlan(w io.Writer, format string, doc rollout.PlanDoc, label string) er
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", label, rollout.CategoryOf(doc.Change), doc.Verdict)
+	if _, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", label, rollout.CategoryOf(doc.Change), doc.Verdict); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, rulesLine(doc))
 	return err
+}
+
+// rulesLine says which rules judged the plan: a base's, pinned ones, or the
+// revision's own (bootstrap), and how many commits the change carries.
+func rulesLine(doc rollout.PlanDoc) string {
+	seen := map[string]bool{}
+	var parts []string
+	commits := 0
+	for _, c := range doc.Clusters {
+		commits = max(commits, len(c.Commits))
+		var what string
+		switch c.Rules {
+		case "base":
+			what = "the rules of " + short(c.Base)
+		case "pinned":
+			what = "the pinned rules (governance.dir)"
+		default:
+			what = "its own rules (bootstrap: no trusted base)"
+		}
+		if !seen[what] {
+			seen[what] = true
+			parts = append(parts, what)
+		}
+	}
+	line := "judged by " + strings.Join(parts, ", ")
+	if commits > 1 {
+		line += fmt.Sprintf("; carries %d commits, each judged on its own", commits)
+	}
+	return line
 }
