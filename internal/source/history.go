@@ -359,10 +359,11 @@ func (h *History) ReadFile(hash, path string, max int64) (data []byte, ok bool, 
 	return []byte(s), true, nil
 }
 
-// Files returns the files of commit hash whose path keep accepts, with
-// their contents; a file that is no regular file (a symbolic link, a
-// submodule) has NotRegular as content, and one over max bytes is an error.
-func (h *History) Files(hash string, keep func(path string) bool, max int64) (map[string][]byte, error) {
+// Files returns the files under dir (a slash path; "" for none) and the
+// files named in paths, at commit hash, with their contents; a file that is
+// no regular file (a symbolic link, a submodule) has NotRegular as content,
+// and one over max bytes is an error. Only those trees are read.
+func (h *History) Files(hash, dir string, paths []string, max int64) (map[string][]byte, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t, err := h.tree(hash)
@@ -370,23 +371,35 @@ func (h *History) Files(hash string, keep func(path string) bool, max int64) (ma
 		return nil, err
 	}
 	out := map[string][]byte{}
-	err = t.Files().ForEach(func(f *object.File) error {
-		if !keep(f.Name) {
-			return nil
-		}
+	add := func(name string, f *object.File) error {
 		if !f.Mode.IsFile() {
-			out[f.Name] = []byte(NotRegular)
+			out[name] = []byte(NotRegular)
 			return nil
 		}
 		if f.Size > max {
-			return fmt.Errorf("%s at %s is %d bytes, over the %d byte limit", f.Name, short(hash), f.Size, max)
+			return fmt.Errorf("%s at %s is %d bytes, over the %d byte limit", name, short(hash), f.Size, max)
 		}
 		s, err := f.Contents()
 		if err != nil {
-			return fmt.Errorf("%s at %s: %w", f.Name, short(hash), err)
+			return fmt.Errorf("%s at %s: %w", name, short(hash), err)
 		}
-		out[f.Name] = []byte(s)
+		out[name] = []byte(s)
 		return nil
-	})
+	}
+	for _, p := range paths {
+		if f, err := t.File(p); err == nil {
+			if err := add(p, f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if dir == "" {
+		return out, nil
+	}
+	sub, err := t.Tree(dir)
+	if err != nil {
+		return out, nil // no such folder
+	}
+	err = sub.Files().ForEach(func(f *object.File) error { return add(dir+"/"+f.Name, f) })
 	return out, err
 }

@@ -284,7 +284,7 @@ func (j *Judge) digestAt(sha string) (digest, error) {
 	} else {
 		parseErr = errors.New("missing")
 	}
-	files, err := j.History.Files(sha, IsRuleFile, MaxRuleFile)
+	files, err := j.History.Files(sha, PoliciesDir, CodeOwnersPaths, MaxRuleFile)
 	if err != nil {
 		return digest{}, err
 	}

@@ -146,11 +146,6 @@ func ruleFiles(dir string) (map[string][]byte, error) {
 	return out, err
 }
 
-// IsRuleFile reports whether a repository path holds rules.
-func IsRuleFile(p string) bool {
-	return slices.Contains(CodeOwnersPaths, p) || strings.HasPrefix(p, PoliciesDir+"/")
-}
-
 // parseOwners parses the CODEOWNERS GitHub would use: the first of
 // CodeOwnersPaths that exists.
 func parseOwners(files map[string][]byte) (codeowners.Ruleset, error) {
