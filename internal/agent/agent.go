@@ -859,6 +859,9 @@ func (a *Agent) githubFor(owner, repo string) (*change.GitHub, error) {
 	var tokenFile string
 	if gc := a.cfg.GitHub; gc != nil {
 		opts.BaseURL, tokenFile = gc.API, gc.TokenFile
+		if opts.MaxRateLimitWait == 0 {
+			opts.MaxRateLimitWait = gc.MaxRateLimitWait.Duration
+		}
 		if app := gc.App; app != nil {
 			auth, err := change.AppAuthFromFile(app.ID, app.InstallationID, app.PrivateKeyFile)
 			if err != nil {

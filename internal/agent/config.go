@@ -111,6 +111,9 @@ type GitHubConfig struct {
 	API       string     `yaml:"api"`
 	TokenFile string     `yaml:"tokenFile"`
 	App       *GitHubApp `yaml:"app"`
+	// MaxRateLimitWait is the longest wait for a rate limit's reset; a
+	// later reset holds the change until then. 2m when zero.
+	MaxRateLimitWait Duration `yaml:"maxRateLimitWait"`
 	// Repo is owner/name of the config repository on GitHub: the webhook
 	// acts only on its deliveries. The change source reads the fleet's
 	// spec.change.github.
@@ -422,6 +425,9 @@ func (v *validator) check(c *Config) {
 		if c.GitHub.TokenFile != "" {
 			v.addf("github.tokenFile", "set with github.app: use one of them")
 		}
+	}
+	if c.GitHub != nil {
+		v.positive("github.maxRateLimitWait", c.GitHub.MaxRateLimitWait, true)
 	}
 	if c.Governance.Dir != "" {
 		if st, err := os.Stat(c.Governance.Dir); err != nil || !st.IsDir() {
