@@ -9,12 +9,7 @@ import (
 // with an error naming the file, instead of overflowing the stack (a fatal
 // error that would end the process) or exhausting memory.
 func TestAliases(t *testing.T) {
-	laughs := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  a: &a [x, x, x, x, x, x, x, x, x]\n"
-	prev := "a"
-	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
-		laughs += "  " + n + ": &" + n + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
-		prev = n
-	}
+	laughs := billionLaughs("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n")
 	tests := []struct {
 		name    string
 		doc     string
@@ -50,4 +45,16 @@ func TestAliases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// billionLaughs is head followed by nine levels of nine aliases each, under
+// data: 9^9 values once expanded.
+func billionLaughs(head string) string {
+	doc := head + "  a: &a [x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		doc += "  " + n + ": &" + n + " [" + strings.TrimSuffix(strings.Repeat("*"+prev+", ", 9), ", ") + "]\n"
+		prev = n
+	}
+	return doc
 }

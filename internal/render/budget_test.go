@@ -56,12 +56,7 @@ func TestRemoteFilesNeverFetched(t *testing.T) {
 // the old check never saw the bomb, and kyaml expanded it to gigabytes. The
 // count on the node tree refuses it at once.
 func TestAliasBombAfterDuplicateKey(t *testing.T) {
-	bomb := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\ndata:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
-	prev := "a"
-	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
-		bomb += "  " + n + ": &" + n + " [*" + prev + ",*" + prev + ",*" + prev + ",*" + prev + ",*" + prev + ",*" + prev + ",*" + prev + ",*" + prev + ",*" + prev + "]\n"
-		prev = n
-	}
+	bomb := billionLaughs("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\ndata:\n")
 	repo := writeRepo(t, map[string]string{
 		"clusters/x/kustomization.yaml": kustomization("a.yaml"),
 		"clusters/x/a.yaml":             bomb,
