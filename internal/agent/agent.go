@@ -774,6 +774,7 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 		cs.Health = "never applied"
 	default:
 		cs.Revision, cs.AppliedAt, cs.Health, cs.Objects = rec.Revision, rec.AppliedAt, rec.Health, len(rec.Inventory)
+		cs.Rules, cs.Base = rec.Change.Rules, rec.Change.Base
 		if rec.Status != apply.StatusApplied {
 			cs.Health = rec.Status + ": " + rec.Reason
 		}

@@ -716,6 +716,21 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 	clock := newFakeClock(time.Date(2026, 11, 25, 10, 30, 0, 0, shanghai)) // a Wednesday, in business hours
 	a, _ := h.start(h.config(nil), clock, "agent-1")
 	h.waitRevision(rev1, 60*time.Second, "staging", "prod", "dr")
+	// The first rollout had no base: it was judged by its own rules, and
+	// the records and the status say so.
+	if rec := h.record("prod"); rec.Change.Rules != "bootstrap" || rec.Change.Base != "" {
+		t.Errorf("first rollout's record: rules %q, base %q; want bootstrap, none", rec.Change.Rules, rec.Change.Base)
+	}
+	waitFor(t, 10*time.Second, "bootstrap in the status", func() bool {
+		for _, w := range a.Status().Waves {
+			for _, c := range w.Clusters {
+				if c.Name == "prod" && c.Rules == "bootstrap" {
+					return true
+				}
+			}
+		}
+		return false
+	})
 
 	major := "version 2\n\n## Rollback\nRevert it.\n\nChange-Category: major\nApproved-by: Bob Reviewer <bob@example.com>\nApproved-by: Carol <carol@example.com>\n"
 	rev2 := h.repo.Commit(t, major, setVersion(2))

@@ -182,6 +182,17 @@ func writeStatus(cmd *cobra.Command, output string, rows []clusterStatus) error 
 			if len(r.Change.Approvers) > 0 {
 				changeDesc += fmt.Sprintf(" approved by %v", r.Change.Approvers)
 			}
+			switch r.Change.Rules {
+			case "bootstrap":
+				changeDesc += ", judged by its own rules (bootstrap)"
+			case "base":
+				changeDesc += ", judged by the rules of " + short(r.Change.Base)
+			case "pinned":
+				changeDesc += ", judged by the pinned rules"
+			}
+			if n := len(r.Change.Commits); n > 1 {
+				changeDesc += fmt.Sprintf(", %d commits", n)
+			}
 		}
 		drift := r.Drift
 		if drift == "" {

@@ -52,6 +52,10 @@ type ClusterStatus struct {
 	Objects     int       `json:"objects"`
 	Drift       string    `json:"drift,omitempty"`
 	Error       string    `json:"error,omitempty"`
+	// Rules say which rules judged what the cluster runs: base (with the
+	// base's revision), pinned, or bootstrap (its own: nothing ran before).
+	Rules string `json:"rules,omitempty"`
+	Base  string `json:"base,omitempty"`
 }
 
 // HoldStatus is a change held by policy.
