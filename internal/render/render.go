@@ -18,7 +18,9 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
 	"sigs.k8s.io/kustomize/kyaml/resid"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -231,8 +233,15 @@ func build(fsys *repoFS, dir string) (objs []*unstructured.Unstructured, err err
 	return objs, nil
 }
 
+// schemaOnce loads kyaml's built-in OpenAPI schema before the first build.
+// kyaml loads it lazily into package globals on first use, without a lock
+// around the load, so two builds that need it first at once race; loaded
+// here once, every build reads it after.
+var schemaOnce sync.Once
+
 // kustomize runs krusty on dir.
 func kustomize(fsys *repoFS, dir string) (resmap.ResMap, error) {
+	schemaOnce.Do(func() { openapi.SchemaForResourceType(kyaml.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}) })
 	opts := krusty.MakeDefaultOptions()
 	opts.PluginConfig = types.DisabledPluginConfig()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
