@@ -256,13 +256,15 @@ else := {"resources": {"limits": resource_map(c, "limits"), "requests": resource
 #   "pods": [[shape, [[object index, pods], ...], sum of pods], ...], every
 #           object that runs pods, grouped by pod_shape (here one group per
 #           object);
-#   "resource_quotas": the indexes of the v1 ResourceQuotas.
+#   "resource_quotas": the indexes of the v1 ResourceQuotas;
+#   "negative": the indexes of the objects with a negative pod count.
 # The policy engine evaluates it with a Go implementation (convoy.quota_index)
 # that groups equal shapes together and leaves the result otherwise equal;
 # it gives up (is undefined) on anything unusual, and then this one runs.
 index_objects(objects) := {
 	"pods": [[pod_shape(w[0]), [[i, w[1]]], w[1]] | some i, obj in objects; w := workload(obj)],
 	"resource_quotas": [i | some i, obj in objects; obj.apiVersion == "v1"; obj.kind == "ResourceQuota"],
+	"negative": [i | some i, obj in objects; w := workload(obj); w[1] < 0],
 }
 
 # fast_index is index_objects here and under `opa test`; the engine replaces
@@ -385,9 +387,7 @@ warn contains msg if {
 }
 
 deny contains msg if {
-	some g in pod_groups
-	some member in g[1]
-	member[1] < 0
-	obj := input.objects[member[0]]
-	msg := sprintf("%s: negative pod count %v (spec.replicas, spec.parallelism or spec.completions): it would hide requests from the quota", [id(obj), member[1]])
+	some i in indexed.negative
+	obj := input.objects[i]
+	msg := sprintf("%s: negative pod count %v (spec.replicas, spec.parallelism or spec.completions): it would hide requests from the quota", [id(obj), workload(obj)[1]])
 }

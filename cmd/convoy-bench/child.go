@@ -42,7 +42,7 @@ func childDrift(args []string) error {
 	began := time.Now()
 	ch := &change.Change{Revision: rev, Category: change.Normal,
 		PullRequest: &change.PullRequest{Number: 1, Author: "alice", Body: "## Rollback\nRevert the merge.\n", Merged: true},
-		Approvals:   []change.Approval{{User: "bob"}}}
+		Approvals:   []change.Approval{{User: "bob", Permission: "write", Type: change.TypeUser}}}
 	plan, err := (&rollout.Planner{}).Plan(ctx, rollout.PlanInput{RepoDir: *repo, Revision: rev, Fleet: f, Change: ch, Now: time.Now()})
 	if err != nil {
 		return err

@@ -51,7 +51,7 @@ const changeJSON = `{
   "revision": "", "previous_revision": "", "category": "normal",
   "pull_request": {"number": 1, "title": "bench", "body": "## Rollback\nRevert the merge.\n",
     "author": "alice", "labels": [], "head_sha": "", "merged": true, "url": ""},
-  "approvals": [{"user": "bob", "commit_id": "", "submitted_at": "2026-11-24T09:00:00Z"}],
+  "approvals": [{"user": "bob", "commit_id": "", "submitted_at": "2026-11-24T09:00:00Z", "permission": "write", "type": "User"}],
   "changes_requested": [],
   "commit": {"sha": "", "author": "alice", "message": "bench", "verified": true}
 }

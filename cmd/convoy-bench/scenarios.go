@@ -415,7 +415,7 @@ func (b *bench) policyEval(ctx context.Context, n int) error {
 	}
 	ch := &change.Change{Revision: "0123456789abcdef0123456789abcdef01234567", Category: change.Normal,
 		PullRequest: &change.PullRequest{Number: 1, Author: "alice", Body: "## Rollback\nRevert the merge.\n", Merged: true},
-		Approvals:   []change.Approval{{User: "bob"}}}
+		Approvals:   []change.Approval{{User: "bob", Permission: "write", Type: change.TypeUser}}}
 	now, _ := time.Parse(time.RFC3339, fixedNow)
 	input, err := policy.BuildInput(f, &f.Clusters[0], ch, us, nil, now)
 	if err != nil {

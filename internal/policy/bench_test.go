@@ -80,11 +80,11 @@ func BenchmarkParseInput5000(b *testing.B) {
 
 // benchInput is the input of a normal change to a cluster of testFleet with
 // room for the objects.
-func benchInput(b *testing.B, objs []*unstructured.Unstructured) *policy.Input {
+func benchInput(b testing.TB, objs []*unstructured.Unstructured) *policy.Input {
 	f := testFleet(b)
 	ch := &change.Change{Revision: "abc", Category: change.Normal,
 		PullRequest: &change.PullRequest{Number: 1, Author: "alice", Body: "## Rollback\nrevert\n"},
-		Approvals:   []change.Approval{{User: "bob"}}}
+		Approvals:   []change.Approval{{User: "bob", Permission: "write", Type: change.TypeUser}}}
 	c := f.Clusters[0]
 	c.Capacity = map[string]resource.Quantity{"cpu": resource.MustParse("1000"), "memory": resource.MustParse("1Ti")}
 	in, err := policy.BuildInput(f, &c, ch, objs, nil, time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))

@@ -105,3 +105,19 @@ func TestSymlinkedPolicyRefused(t *testing.T) {
 		t.Errorf("error = %v, want %q", err, want)
 	}
 }
+
+// Negative replicas would subtract from the quota's sums: the engine (with
+// its Go index of the objects, as the agent runs it) denies them by name.
+func TestNegativeReplicasDenied(t *testing.T) {
+	e, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects5000()[:30]
+	objs[3].Object["spec"].(map[string]any)["replicas"] = int64(-40)
+	d := e.Evaluate(context.Background(), benchInput(t, objs))
+	want := "apps/v1/Deployment/team-3/app-1: negative pod count -40 (spec.replicas, spec.parallelism or spec.completions): it would hide requests from the quota"
+	if d.Verdict != policy.Deny || len(d.Deny) != 1 || d.Deny[0].Msg != want {
+		t.Errorf("decision %s %+v, want the one deny %q", d.Verdict, d.Deny, want)
+	}
+}

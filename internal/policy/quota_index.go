@@ -48,6 +48,7 @@ var (
 	keyReplicas       = ast.StringTerm("replicas")
 	keyRequests       = ast.StringTerm("requests")
 	keyResourceQuotas = ast.StringTerm("resource_quotas")
+	keyNegative       = ast.StringTerm("negative")
 	keyResources      = ast.StringTerm("resources")
 	keyRestartPolicy  = ast.StringTerm("restartPolicy")
 	keySpec           = ast.StringTerm("spec")
@@ -166,9 +167,10 @@ func (r *entryReader) read(v ast.Value) indexEntry {
 // indexGrouper builds the quota index from the entries of the objects, in
 // object order.
 type indexGrouper struct {
-	groups []*shapeGroup
-	byHash map[int][]*shapeGroup
-	quotas []*ast.Term
+	groups   []*shapeGroup
+	byHash   map[int][]*shapeGroup
+	quotas   []*ast.Term
+	negative []*ast.Term // objects with a negative pod count
 }
 
 // add adds the entry of object i; false when the index must give up.
@@ -181,6 +183,9 @@ func (g *indexGrouper) add(i int, e *indexEntry) bool {
 		return true
 	case entryUnusual:
 		return false
+	}
+	if e.pods < 0 {
+		g.negative = append(g.negative, ast.InternedTerm(i))
 	}
 	member := ast.ArrayTerm(ast.InternedTerm(i), ast.InternedTerm(e.pods))
 	var group *shapeGroup
@@ -212,6 +217,7 @@ func (g *indexGrouper) value() ast.Value {
 	return ast.NewObject(
 		[2]*ast.Term{keyPods, ast.ArrayTerm(pods...)},
 		[2]*ast.Term{keyResourceQuotas, ast.ArrayTerm(g.quotas...)},
+		[2]*ast.Term{keyNegative, ast.ArrayTerm(g.negative...)},
 	)
 }
 

@@ -238,7 +238,7 @@ func TestEvaluateEqualsStraightforwardConversion(t *testing.T) {
 	}
 	f := &fleet.Fleet{Name: "f", Clusters: []fleet.Cluster{{Name: "c", Environment: "staging",
 		Capacity: map[string]resource.Quantity{"cpu": resource.MustParse("200"), "memory": resource.MustParse("1Ti")}}}}
-	ch := &change.Change{Revision: "abc", Category: change.Normal, Approvals: []change.Approval{{User: "bob"}},
+	ch := &change.Change{Revision: "abc", Category: change.Normal, Approvals: []change.Approval{{User: "bob", Permission: "write", Type: change.TypeUser}},
 		PullRequest: &change.PullRequest{Number: 1, Author: "alice", Body: "## Rollback\nrevert\n"}}
 	for _, n := range []int{5, 3*minObjectsPerWorker + 7} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {

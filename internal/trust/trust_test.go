@@ -39,11 +39,11 @@ spec:
 
 // repo is a config repository with one commit; commit adds more.
 type repo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
-func newRepo(t *testing.T) *repo {
+func newRepo(t testing.TB) *repo {
 	t.Helper()
 	src := t.TempDir()
 	files := map[string]string{
@@ -61,7 +61,7 @@ func newRepo(t *testing.T) *repo {
 	return &repo{t: t, dir: dir}
 }
 
-func write(t *testing.T, p, content string) {
+func write(t testing.TB, p, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -100,11 +100,16 @@ func (r *repo) head() string {
 // judge returns a Judge of r's history reading trailers, and the target's rules.
 func (r *repo) judge(target string) (*trust.Judge, *trust.Rules) {
 	r.t.Helper()
+	return r.judgeIn(target, r.t.TempDir())
+}
+
+// judgeIn is judge with snapshots in snaps.
+func (r *repo) judgeIn(target, snaps string) (*trust.Judge, *trust.Rules) {
+	r.t.Helper()
 	h, err := source.OpenLocal(r.dir)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	snaps := r.t.TempDir()
 	snap, err := h.Snapshot(context.Background(), target, snaps)
 	if err != nil {
 		r.t.Fatal(err)
