@@ -89,7 +89,8 @@ type Agent struct {
 
 	src       *source.Source
 	srcOpts   source.Options
-	pinned    *trust.Rules    // the operator's rules (governance.dir); nil: each base's
+	pinned    *trust.Rules    // the operator's rules (governance.dir or .repo); nil: each base's; under mu
+	pinSrc    *source.Source  // governance.repo; nil without
 	mirror    *source.History // the config repository's history, last synced; under mu
 	connector *apply.Connector
 	clients   appliers // of the clusters, reused across connects
@@ -200,6 +201,17 @@ func New(opts Options) (*Agent, error) {
 	if cfg.Governance.Dir != "" {
 		if a.pinned, err = trust.Load(trust.OriginPinned, "", cfg.Governance.Dir); err != nil {
 			return nil, fmt.Errorf("governance.dir: %w", err)
+		}
+	}
+	if cfg.Governance.Repo != "" {
+		g := opt
+		g.URL, g.Revision, g.Verify, g.Keyring = cfg.Governance.Repo, cfg.Governance.Ref, "", ""
+		g.CacheDir = filepath.Join(cfg.WorkDir, "governance")
+		if err := os.MkdirAll(g.CacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("workDir: %w", err)
+		}
+		if a.pinSrc, err = source.New(g); err != nil {
+			return nil, fmt.Errorf("governance.repo: %w", err)
 		}
 	}
 	a.srcOpts = opt
@@ -357,6 +369,7 @@ func (a *Agent) cycle(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	a.recheckOnNewRules(ctx)
 	for snap != nil && ctx.Err() == nil {
 		if !a.needsWork(snap.Revision) {
 			return
@@ -1042,7 +1055,11 @@ func (a *Agent) planPR(ctx context.Context, pr int) error {
 	if err != nil {
 		return err
 	}
-	j := &trust.Judge{History: hist, Fixed: ch, Teams: gh, Pinned: a.pinned, SnapshotDir: filepath.Join(a.cfg.WorkDir, "bases")}
+	pinned, err := a.pinnedRules(ctx)
+	if err != nil {
+		return err
+	}
+	j := &trust.Judge{History: hist, Fixed: ch, Teams: gh, Pinned: pinned, SnapshotDir: filepath.Join(a.cfg.WorkDir, "bases")}
 	basis, err := j.For(ctx, base, head, targetRules)
 	if err != nil {
 		return err

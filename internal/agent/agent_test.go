@@ -844,3 +844,38 @@ func TestAgentLongHoldPostsStatusOnChange(t *testing.T) {
 	}
 	t.Logf("%d re-evaluations, %d statuses", steps, len(rolloutStatuses()))
 }
+
+// TestAgentPinnedGovernanceRepo: the operator pins the rules to a
+// repository of their own. The config repository's own policy data does
+// not judge anything: a standard change with one approval is denied while
+// the pinned rules ask for two, and rolls out once the operator lowers the
+// count there: the next poll sees the pinned rules moved and judges the
+// revision again.
+func TestAgentPinnedGovernanceRepo(t *testing.T) {
+	files := fleetFiles("", "")
+	files["fleet.yaml"] += "  policy:\n    data:\n      approvals: {standard: 0}\n"
+	h := newHarness(t, files)
+	rev := h.repo.Head(t)
+	rules := h.git.CreateRepo(t, "governance", "")
+	pinned := func(n int) map[string]string {
+		return map[string]string{"fleet.yaml": strings.Replace(fleetFiles("", "")["fleet.yaml"], "    source: trailers\n",
+			fmt.Sprintf("    source: trailers\n  policy:\n    data:\n      approvals: {standard: %d}\n", n), 1)}
+	}
+	rules.Commit(t, "two approvals for standard changes", pinned(2))
+	a, _ := h.start(h.config(func(c *Config) {
+		c.Governance.Repo, c.Governance.Ref = rules.URL, "main"
+		c.Repo.PollInterval.Duration = time.Second
+	}), nil, "agent-1")
+	waitFor(t, 60*time.Second, "a deny by the pinned rules", func() bool {
+		st := a.Status()
+		return len(st.Rollouts) > 0 && st.Rollouts[0].Result == "denied" && strings.Contains(st.Rollouts[0].Reason, "standard change needs 2 approvals, has 1")
+	})
+	if rec := h.record("staging"); rec != nil {
+		t.Fatalf("staging was applied under the pinned rules' deny: %+v", rec)
+	}
+	rules.Commit(t, "one approval is enough", pinned(1))
+	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr") // judged again by itself at the next poll
+	if rec := h.record("prod"); rec.Change.Rules != "pinned" {
+		t.Errorf("record says the rules were %q, want pinned", rec.Change.Rules)
+	}
+}

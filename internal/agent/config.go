@@ -122,7 +122,12 @@ type GitHubConfig struct {
 
 // GovernanceConfig pins the rules that judge changes.
 type GovernanceConfig struct {
+	// Dir is a directory of the agent's image or volumes.
 	Dir string `yaml:"dir"`
+	// Repo is another Git repository (the operator's, fetched with
+	// repo.auth's credentials) at Ref (a branch, a tag or a full SHA).
+	Repo string `yaml:"repo"`
+	Ref  string `yaml:"ref"`
 }
 
 // PullRequestConfig says which pull requests are planned.
@@ -432,6 +437,19 @@ func (v *validator) check(c *Config) {
 	if c.Governance.Dir != "" {
 		if st, err := os.Stat(c.Governance.Dir); err != nil || !st.IsDir() {
 			v.addf("governance.dir", "%q is not a directory", c.Governance.Dir)
+		}
+		if c.Governance.Repo != "" {
+			v.addf("governance", "set dir or repo, not both")
+		}
+	}
+	if c.Governance.Ref != "" && c.Governance.Repo == "" {
+		v.addf("governance.ref", "set without governance.repo")
+	}
+	if !c.AllowInsecure {
+		for _, scheme := range []string{"http://", "git://"} {
+			if strings.HasPrefix(c.Governance.Repo, scheme) {
+				v.addf("governance.repo", "%q is not encrypted (%s): use https:// or ssh:// (allowInsecure: true is for tests)", c.Governance.Repo, strings.TrimSuffix(scheme, "://"))
+			}
 		}
 	}
 	if c.MaxCommits < 0 {

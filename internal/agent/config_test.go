@@ -99,6 +99,11 @@ log: {format: xml, level: loud}
 				"c.yaml:6: github.app.installationID: required: the installation's ID on the config repository's owner",
 				"c.yaml:6: github.app.privateKeyFile: required: the app's private key (PEM), mounted from a Secret",
 			}},
+		{"governance twice", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo: {url: file:///r}\ngovernance: {dir: /, repo: http://x/rules.git}\n",
+			[]string{
+				"c.yaml:4: governance: set dir or repo, not both",
+				`c.yaml:4: governance.repo: "http://x/rules.git" is not encrypted (http): use https:// or ssh:// (allowInsecure: true is for tests)`,
+			}},
 		{"verify without keys", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo:\n  url: file:///r\n  verify:\n    mode: head\n",
 			[]string{"c.yaml:5: repo.verify.keysFile: required with mode: head (armored OpenPGP public keys)"}},
 	}

@@ -121,8 +121,12 @@ func (a *Agent) judge(ctx context.Context, hist *source.History, rev, dir string
 	if err != nil {
 		return nil, err
 	}
-	j := &trust.Judge{History: hist, SnapshotDir: filepath.Join(a.cfg.WorkDir, "bases"), Pinned: a.pinned, MaxCommits: a.cfg.MaxCommits}
-	v := &verdict{rules: a.pinned}
+	pinned, err := a.pinnedRules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j := &trust.Judge{History: hist, SnapshotDir: filepath.Join(a.cfg.WorkDir, "bases"), Pinned: pinned, MaxCommits: a.cfg.MaxCommits}
+	v := &verdict{rules: pinned}
 	if v.rules == nil {
 		if common := mostCommon(bases); common != "" {
 			if v.rules, err = j.RulesAt(ctx, common); err != nil {
@@ -163,6 +167,60 @@ func (a *Agent) judge(ctx context.Context, hist *source.History, rev, dir string
 		return b, nil
 	}
 	return v, nil
+}
+
+// pinnedRules returns the operator's pinned rules: governance.dir's, or
+// governance.repo's at its ref, fetched now (an unchanged ref costs a ref
+// listing) and loaded once per revision; nil when none are pinned. Without
+// them nothing is judged: the error fails the rollout, which is retried.
+func (a *Agent) pinnedRules(ctx context.Context) (*trust.Rules, error) {
+	a.mu.Lock()
+	rules := a.pinned
+	a.mu.Unlock()
+	if a.pinSrc == nil {
+		return rules, nil
+	}
+	last := ""
+	if rules != nil {
+		last = rules.Revision
+	}
+	snap, err := a.pinSrc.Fetch(ctx, last)
+	if err != nil {
+		return nil, fmt.Errorf("governance.repo: %w", err)
+	}
+	if snap.Unchanged && rules != nil {
+		return rules, nil
+	}
+	if rules, err = trust.Load(trust.OriginPinned, snap.Revision, snap.Dir); err != nil {
+		return nil, fmt.Errorf("governance.repo at %s: %w", short(snap.Revision), err)
+	}
+	if err := a.pinSrc.Prune(snap.Revision); err != nil {
+		a.log.Warn("prune governance snapshots", "error", err)
+	}
+	a.mu.Lock()
+	a.pinned = rules
+	a.mu.Unlock()
+	return rules, nil
+}
+
+// recheckOnNewRules asks to judge the current revision again when the
+// pinned repository of rules moved: a deny or a hold may not stand under
+// the new rules. Fetch failures are left to the rollout, which fails closed.
+func (a *Agent) recheckOnNewRules(ctx context.Context) {
+	if a.pinSrc == nil {
+		return
+	}
+	a.mu.Lock()
+	before := a.pinned
+	a.mu.Unlock()
+	after, err := a.pinnedRules(ctx)
+	if err != nil || before == nil || after.Revision == before.Revision {
+		return
+	}
+	a.log.Info("pinned rules changed: judging the current revision again", "governance", a.pinSrc.URL(), "revision", short(after.Revision))
+	a.mu.Lock()
+	a.st.recheck = true
+	a.mu.Unlock()
 }
 
 // errUntrustedPullRequest is why a pull request is not planned.

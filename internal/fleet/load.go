@@ -25,7 +25,14 @@ import (
 
 // Load reads and validates <repoDir>/fleet.yaml. Cluster paths must be
 // directories inside repoDir. A *ValidationError lists every problem found.
-func Load(repoDir string) (*Fleet, error) {
+func Load(repoDir string) (*Fleet, error) { return load(repoDir, true) }
+
+// LoadRules is Load without checking that cluster paths exist: for a
+// directory of rules (the operator's pinned governance), which holds no
+// manifests.
+func LoadRules(dir string) (*Fleet, error) { return load(dir, false) }
+
+func load(repoDir string, checkPaths bool) (*Fleet, error) {
 	file := filepath.Join(repoDir, FileName)
 	// A regular file of bounded size: a symbolic link could read anything
 	// on the machine, or never end (/dev/zero).
@@ -46,7 +53,11 @@ func Load(repoDir string) (*Fleet, error) {
 	if len(data) > MaxFileSize {
 		return nil, &ValidationError{Problems: []Problem{{File: FileName, Line: 1, Message: fmt.Sprintf("over the %d byte limit", MaxFileSize)}}}
 	}
-	return parse(FileName, data, newRepoRoot(repoDir))
+	var root *repoRoot
+	if checkPaths {
+		root = newRepoRoot(repoDir)
+	}
+	return parse(FileName, data, root)
 }
 
 // MaxFileSize caps fleet.yaml.

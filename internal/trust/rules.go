@@ -72,7 +72,11 @@ type Rules struct {
 
 // Load reads the rules of the config repository (or pinned directory) dir.
 func Load(origin, revision, dir string) (*Rules, error) {
-	f, err := fleet.Load(dir)
+	load := fleet.Load
+	if origin == OriginPinned {
+		load = fleet.LoadRules // a directory of rules holds no manifests
+	}
+	f, err := load(dir)
 	if err != nil {
 		return nil, err
 	}
