@@ -13,10 +13,13 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // History reads a repository's commits, trees and files from its object
@@ -46,6 +49,9 @@ func OpenLocal(dir string) (*History, error) {
 	return nil, fmt.Errorf("%s: %w", dir, ErrNotRepository)
 }
 
+// mirrorCache is the object cache of a mirror.
+const mirrorCache = 4 * cache.MiByte
+
 // mirrorLocks serialises the syncs of one mirror directory in a process.
 var mirrorLocks sync.Map // dir → *sync.Mutex
 
@@ -67,12 +73,16 @@ func (s *Source) Mirror(ctx context.Context, dir string, extra ...string) (*Hist
 	lock.(*sync.Mutex).Lock()
 	defer lock.(*sync.Mutex).Unlock()
 
-	r, err := git.PlainOpen(dir)
+	// A small object cache: go-git's default keeps up to 96 MiB of objects
+	// for as long as the agent keeps the mirror, and a rollout reads a few
+	// trees and blobs of it.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mirror %s: %w", dir, err)
+	}
+	storage := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRU(mirrorCache))
+	r, err := git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
-			return nil, fmt.Errorf("mirror %s: %w", dir, err)
-		}
-		r, err = git.PlainInit(dir, true)
+		r, err = git.Init(storage, nil)
 		if err == nil {
 			_, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.url}})
 		}
