@@ -22,7 +22,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
@@ -877,5 +879,50 @@ func TestAgentPinnedGovernanceRepo(t *testing.T) {
 	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr") // judged again by itself at the next poll
 	if rec := h.record("prod"); rec.Change.Rules != "pinned" {
 		t.Errorf("record says the rules were %q, want pinned", rec.Change.Rules)
+	}
+}
+
+// TestAgentSecretRefKubeconfig: a cluster reached through a kubeconfig kept
+// in a labelled Secret of the agent's own cluster and namespace.
+func TestAgentSecretRefKubeconfig(t *testing.T) {
+	files := fleetFiles("", "")
+	files["fleet.yaml"] = strings.Replace(files["fleet.yaml"], "kubeconfig: {context: prod}",
+		"kubeconfig: {secretRef: {name: prod-kubeconfig, namespace: convoy-system, key: kubeconfig}}", 1)
+	h := newHarness(t, files)
+	rev := h.repo.Head(t)
+	home := h.clusters.Get("staging")
+	prodOnly := filepath.Join(t.TempDir(), "prod.kubeconfig")
+	raw, err := os.ReadFile(h.clusters.KubeconfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := clientcmd.Load(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.CurrentContext = "prod"
+	if err := clientcmd.WriteToFile(*kc, prodOnly); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(prodOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := home.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "convoy-system"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := home.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "prod-kubeconfig", Namespace: "convoy-system", Labels: map[string]string{apply.LabelKubeconfig: "true"}},
+		Data:       map[string][]byte{"kubeconfig": data},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.start(h.config(func(c *Config) {
+		c.LeaderElection.Kubeconfig, c.LeaderElection.Context, c.LeaderElection.Namespace = h.clusters.KubeconfigFile, "staging", "convoy-system"
+	}), nil, "agent-1")
+	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr")
+	if v := h.settingsVersion("prod"); v != "1" {
+		t.Errorf("prod's settings version %q, want 1: applied through the Secret's kubeconfig", v)
 	}
 }

@@ -168,9 +168,10 @@ log: {format: text, level: debug}
 			},
 		},
 		{
-			name: "GitHub App, status token, network policy sources",
+			name: "GitHub App, status token, network policy sources, kubeconfig Secrets",
 			values: `
 repo: {url: ` + repoURL + `}
+rbac: {kubeconfigSecrets: [edge-kubeconfig, dr-kubeconfig]}
 github: {repo: platform/fleet-config, app: {id: 12345, installationID: 678, privateKeySecretName: convoy-app}}
 statusToken: {secretName: convoy-status}
 networkPolicy: {from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]}
@@ -179,7 +180,9 @@ networkPolicy: {from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata
 			wantReplicas:  2,
 			wantImage:     "ghcr.io/convoy-gitops/convoy:0.1.0",
 			wantResources: resources("100m", "256Mi", "1", "1Gi"),
-			wantRules:     append(leaseRules("convoy"), eventRule),
+			wantRules: append(leaseRules("convoy"),
+				rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"edge-kubeconfig", "dr-kubeconfig"}, Verbs: []string{"get"}},
+				eventRule),
 			wantConfig: `
 apiVersion: convoy.dev/v1alpha1
 kind: AgentConfig
