@@ -49,13 +49,7 @@ func childDrift(args []string) error {
 	}
 	planned := time.Since(began)
 	connector := &apply.Connector{KubeconfigFile: *kubeconfig}
-	runner := &rollout.Runner{Fleet: f, Connect: func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
-		cfg, err := connector.RESTConfig(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		return apply.New(cfg, f.Name, c.Name)
-	}}
+	runner := &rollout.Runner{Fleet: f, Connect: rollout.Connect(connector, f.Name, 0, nil)}
 	began = time.Now()
 	res, err := runner.Reconcile(ctx, plan)
 	if err != nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -8,9 +9,14 @@ import (
 	"net/url"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/render"
+	"github.com/convoy-gitops/convoy/internal/rollout"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // appliers keeps one apply.Applier per fleet and cluster, for drift
@@ -90,4 +96,42 @@ func configKey(cfg *rest.Config) string {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// connect reaches fleetName's clusters with a new Applier each time, for
+// rollouts: they start from fresh discovery.
+func (a *Agent) connect(fleetName string) rollout.ConnectFunc {
+	return rollout.Connect(a.connector, fleetName, a.timeout, apply.New)
+}
+
+// connectCached reaches fleetName's clusters with the Appliers kept in
+// a.clients, for drift reconciles and status reads.
+func (a *Agent) connectCached(fleetName string) rollout.ConnectFunc {
+	return rollout.Connect(a.connector, fleetName, a.timeout, a.clients.get)
+}
+
+// renderAt renders one cluster at another revision, for rollback.
+func (a *Agent) renderAt(ctx context.Context, revision string, c *fleet.Cluster) ([]*unstructured.Unstructured, string, error) {
+	src, err := a.sourceAt(revision)
+	if err != nil {
+		return nil, "", err
+	}
+	snap, err := src.Fetch(ctx, "")
+	if err != nil {
+		return nil, "", err
+	}
+	var r render.Renderer
+	res, err := r.ClusterAt(ctx, snap.Dir, c.Name)
+	if err != nil {
+		return nil, "", fmt.Errorf("revision %s: %w", short(revision), err)
+	}
+	return res.Objects, res.Hash, nil
+}
+
+// sourceAt is the repository pinned at revision (a SHA or a ref), with the
+// agent's credentials and verification.
+func (a *Agent) sourceAt(revision string) (*source.Source, error) {
+	opt := a.srcOpts
+	opt.Revision = revision
+	return source.New(opt)
 }

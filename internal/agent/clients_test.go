@@ -7,6 +7,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/rollout"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -42,14 +43,14 @@ func TestConnectReusesClients(t *testing.T) {
 	}
 	// read connects and reads the record, as a status refresh does, and
 	// returns the Applier and the discovery requests it cost.
-	read := func() (*apply.Applier, int) {
+	read := func() (rollout.Cluster, int) {
 		t.Helper()
 		before := discovery()
 		ap, err := a.connectCached("demo")(ctx, cluster)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := apply.ReadRecord(ctx, ap.Client(), "demo"); err != nil {
+		if _, err := ap.ReadRecord(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return ap, discovery() - before

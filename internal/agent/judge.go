@@ -65,7 +65,7 @@ func (a *Agent) bases(ctx context.Context, f *fleet.Fleet) map[string]string {
 			ap, err := a.connectCached(f.Name)(ctx, c)
 			var rec *apply.Record
 			if err == nil {
-				rec, err = apply.ReadRecord(ctx, ap.Client(), f.Name)
+				rec, err = ap.ReadRecord(ctx)
 			}
 			mu.Lock()
 			defer mu.Unlock()

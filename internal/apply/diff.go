@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/fluxcd/pkg/ssa"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -29,21 +30,18 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured, p
 	var (
 		mu   sync.Mutex
 		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 16)
+		g    errgroup.Group
 	)
+	g.SetLimit(16)
 	for _, o := range objs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			id := RefOf(o).String()
 			entry, _, _, err := a.rm.Diff(ctx, o, ssa.DefaultDiffOptions())
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("cluster %s: diff %s: %w", a.Cluster, id, err))
-				return
+				return nil
 			}
 			switch entry.Action {
 			case ssa.CreatedAction:
@@ -53,9 +51,10 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured, p
 			default:
 				d.Unchanged++
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -166,28 +167,26 @@ func (a *Applier) applyEach(ctx context.Context, objs []*unstructured.Unstructur
 		mu   sync.Mutex
 		out  = map[objectKey]string{}
 		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
+		g    errgroup.Group
 	)
+	g.SetLimit(8)
 	for _, o := range objs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			ref := RefOf(o)
 			err := a.client.Patch(ctx, o, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s apply failed: %w", ref, err))
-				return
+				return nil
 			}
 			if fp := Fingerprint(o.GetManagedFields()); fp != "" {
 				out[keyOf(ref)] = fp
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return out, errors.Join(errs...)
 }
@@ -260,27 +259,25 @@ func (a *Applier) fingerprints(ctx context.Context, refs []ObjectRef) (map[strin
 		mu   sync.Mutex
 		out  = make(map[string]string, len(refs))
 		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
+		g    errgroup.Group
 	)
+	g.SetLimit(8)
 	for gvk, namespaces := range byKind {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			got, err := a.kindFingerprints(ctx, gvk, namespaces)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
-				return
+				return nil
 			}
 			for id, fp := range got {
 				out[id] = fp
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	if len(errs) > 0 {
 		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 		return nil, fmt.Errorf("cluster %s: drift check: %w", a.Cluster, errors.Join(errs...))
@@ -350,13 +347,4 @@ func (a *Applier) listFingerprints(ctx context.Context, s listScope, wanted map[
 			return out, nil
 		}
 	}
-}
-
-// refsOf returns the references of objs.
-func refsOf(objs []*unstructured.Unstructured) []ObjectRef {
-	out := make([]ObjectRef, len(objs))
-	for i, o := range objs {
-		out[i] = RefOf(o)
-	}
-	return out
 }

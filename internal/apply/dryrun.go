@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -100,28 +101,26 @@ func (a *Applier) dryRunPrepared(ctx context.Context, objs []*unstructured.Unstr
 	var (
 		mu   sync.Mutex
 		rejs []Rejection
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 16)
+		g    errgroup.Group
 	)
+	g.SetLimit(16)
 	for _, o := range objs {
 		id := RefOf(o).String()
 		if ns := o.GetNamespace(); ns != "" && newNS[ns] {
 			o.SetNamespace(dryRunNamespace)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			err := a.client.Patch(ctx, o, client.Apply, client.DryRunAll, client.ForceOwnership, client.FieldOwner(FieldManager))
 			if err == nil {
-				return
+				return nil
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			rejs = append(rejs, Rejection{ID: id, Message: masker.mask(rejectionMessage(err))})
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	if len(rejs) == 0 {
 		return nil
 	}

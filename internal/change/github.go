@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
 )
 
@@ -65,14 +63,6 @@ type wallClock struct{}
 
 func (wallClock) Now() time.Time                                   { return time.Now() }
 func (wallClock) Sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
-
-// AppAuth authenticates as a GitHub App installation: installation tokens
-// are made from the app's private key and refreshed before they expire.
-type AppAuth struct {
-	AppID          int64
-	InstallationID int64
-	PrivateKey     []byte // PEM; never logged
-}
 
 // GitHub reads change requests from GitHub pull requests and their reviews,
 // and reports back to GitHub with commit statuses, pull-request comments and
@@ -168,135 +158,6 @@ func NewGitHub(opts GitHubOptions) (*GitHub, error) {
 	return g, nil
 }
 
-// newClient is a go-github client of the REST API at base.
-func newClient(hc *http.Client, base string) (*github.Client, error) {
-	client := github.NewClient(hc)
-	if base == DefaultGitHubURL {
-		return client, nil
-	}
-	client, err := client.WithEnterpriseURLs(base, base)
-	if err != nil {
-		return nil, fmt.Errorf("github change source: base URL %q: %w", base, err)
-	}
-	return client, nil
-}
-
-// appClients returns a client authenticated as the app's installation
-// (ghinstallation refreshes its token a minute before it expires) and one
-// authenticated as the app itself.
-func appClients(hc *http.Client, base string, app AppAuth) (installation, self *github.Client, err error) {
-	if app.AppID <= 0 || app.InstallationID <= 0 {
-		return nil, nil, fmt.Errorf("github app: appID and installationID are required, got %d and %d", app.AppID, app.InstallationID)
-	}
-	tr := hc.Transport
-	if tr == nil {
-		tr = http.DefaultTransport
-	}
-	// ghinstallation wants the API's root without the trailing slash; for
-	// GitHub Enterprise that root ends in /api/v3, which go-github adds too.
-	root := strings.TrimRight(base, "/")
-	if base != DefaultGitHubURL && !strings.HasSuffix(root, "/api/v3") {
-		root += "/api/v3"
-	}
-	itr, err := ghinstallation.New(tr, app.AppID, app.InstallationID, app.PrivateKey)
-	if err != nil {
-		// The parser's message never quotes the key.
-		return nil, nil, fmt.Errorf("github app %d: private key: %w", app.AppID, err)
-	}
-	itr.BaseURL = root
-	atr, err := ghinstallation.NewAppsTransport(tr, app.AppID, app.PrivateKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("github app %d: private key: %w", app.AppID, err)
-	}
-	atr.BaseURL = root
-	if installation, err = newClient(&http.Client{Transport: itr, Timeout: hc.Timeout}, base); err != nil {
-		return nil, nil, err
-	}
-	if self, err = newClient(&http.Client{Transport: atr, Timeout: hc.Timeout}, base); err != nil {
-		return nil, nil, err
-	}
-	return installation, self, nil
-}
-
-// AppAuthFromFile returns the App authentication of appID and
-// installationID with the private key read from keyFile.
-func AppAuthFromFile(appID, installationID int64, keyFile string) (*AppAuth, error) {
-	key, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("github app private key: %w", err)
-	}
-	if len(strings.TrimSpace(string(key))) == 0 {
-		return nil, fmt.Errorf("github app private key %s: empty", keyFile)
-	}
-	return &AppAuth{AppID: appID, InstallationID: installationID, PrivateKey: key}, nil
-}
-
-// TokenFromEnvOrFile returns the GitHub token: the trimmed content of file
-// when file is not empty, else $GITHUB_TOKEN, else "" (unauthenticated).
-func TokenFromEnvOrFile(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("github token file %s: %w", file, err)
-		}
-		token := strings.TrimSpace(string(b))
-		if token == "" {
-			return "", fmt.Errorf("github token file %s: empty", file)
-		}
-		return token, nil
-	}
-	return strings.TrimSpace(os.Getenv("GITHUB_TOKEN")), nil
-}
-
-// Identity returns convoy's own login: the token's user (GET /user), or the
-// app's bot, "<slug>[bot]" (GET /app). It decides which comments are
-// convoy's. It is read once and remembered.
-func (g *GitHub) Identity(ctx context.Context) (string, error) {
-	g.mu.Lock()
-	id := g.identity
-	g.mu.Unlock()
-	if id != "" {
-		return id, nil
-	}
-	switch {
-	case g.appClient != nil:
-		var app *github.App
-		err := g.do(ctx, "get the GitHub App", func(ctx context.Context) (*github.Response, error) {
-			var resp *github.Response
-			var err error
-			app, resp, err = g.appClient.Apps.Get(ctx, "")
-			return resp, err
-		})
-		if err != nil {
-			return "", err
-		}
-		if app.GetSlug() == "" {
-			return "", &Unavailable{Op: "get the GitHub App", Reason: "the answer has no slug", Tries: 1, Err: errors.New("no slug")}
-		}
-		id = app.GetSlug() + "[bot]"
-	case g.token != "":
-		var user *github.User
-		err := g.do(ctx, "get the authenticated user", func(ctx context.Context) (*github.Response, error) {
-			var resp *github.Response
-			var err error
-			user, resp, err = g.client.Users.Get(ctx, "")
-			return resp, err
-		})
-		if err != nil {
-			return "", err
-		}
-		if id = user.GetLogin(); id == "" {
-			return "", &Unavailable{Op: "get the authenticated user", Reason: "the answer has no login", Tries: 1, Err: errors.New("no login")}
-		}
-	default:
-		return "", errors.New("github: no identity without a token or a GitHub App: convoy cannot tell its own comments from others'")
-	}
-	g.mu.Lock()
-	g.identity = id
-	g.mu.Unlock()
-	return id, nil
-}
-
 // Change returns the change behind revision: the pull request that brought
 // it (category from its labels, approvals from its reviews) and the commit.
 // Without a pull request the category is Unreviewed. A GitHub failure is an
@@ -366,28 +227,14 @@ func (g *GitHub) change(ctx context.Context, revision string, pr *github.PullReq
 // else nil.
 func (g *GitHub) pullRequestOf(ctx context.Context, revision string) (*github.PullRequest, error) {
 	var all []*github.PullRequest
-	opts := &github.ListOptions{PerPage: 100}
 	op := fmt.Sprintf("list pull requests of %s/%s@%s", g.owner, g.repo, revision)
-	for page := 0; page < maxPages; page++ {
-		var prs []*github.PullRequest
-		var next int
-		err := g.do(ctx, op, func(ctx context.Context) (*github.Response, error) {
-			var resp *github.Response
-			var err error
-			prs, resp, err = g.client.PullRequests.ListPullRequestsWithCommit(ctx, g.owner, g.repo, revision, opts)
-			if resp != nil {
-				next = resp.NextPage
-			}
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
+	err := g.paginate(ctx, op, func(ctx context.Context, opts github.ListOptions) (*github.Response, bool, error) {
+		prs, resp, err := g.client.PullRequests.ListPullRequestsWithCommit(ctx, g.owner, g.repo, revision, &opts)
 		all = append(all, prs...)
-		if next == 0 || next == opts.Page {
-			break
-		}
-		opts.Page = next
+		return resp, false, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	var merged, open *github.PullRequest
 	for _, pr := range all {
@@ -407,29 +254,11 @@ func (g *GitHub) pullRequestOf(ctx context.Context, revision string) (*github.Pu
 	return open, nil
 }
 
-// maxPages bounds every pagination, against a server that never ends one.
-const maxPages = 1000
-
 // reviews pages through all reviews of pull request number.
 func (g *GitHub) reviews(ctx context.Context, number int) ([]Review, error) {
 	var out []Review
-	opts := &github.ListOptions{PerPage: 100}
-	op := "list reviews of " + g.where(number)
-	for page := 0; page < maxPages; page++ {
-		var rs []*github.PullRequestReview
-		var next int
-		err := g.do(ctx, op, func(ctx context.Context) (*github.Response, error) {
-			var resp *github.Response
-			var err error
-			rs, resp, err = g.client.PullRequests.ListReviews(ctx, g.owner, g.repo, number, opts)
-			if resp != nil {
-				next = resp.NextPage
-			}
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
+	err := g.paginate(ctx, "list reviews of "+g.where(number), func(ctx context.Context, opts github.ListOptions) (*github.Response, bool, error) {
+		rs, resp, err := g.client.PullRequests.ListReviews(ctx, g.owner, g.repo, number, &opts)
 		for _, r := range rs {
 			out = append(out, Review{
 				ID:          r.GetID(),
@@ -440,10 +269,10 @@ func (g *GitHub) reviews(ctx context.Context, number int) ([]Review, error) {
 				SubmittedAt: r.GetSubmittedAt().Time,
 			})
 		}
-		if next == 0 || next == opts.Page {
-			break
-		}
-		opts.Page = next
+		return resp, false, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

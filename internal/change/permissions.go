@@ -93,40 +93,25 @@ func (g *GitHub) TeamMembers(ctx context.Context, team string) ([]string, error)
 		return nil, fmt.Errorf("team %q: expected org/team-slug", team)
 	}
 	var logins []string
-	opts := &github.TeamListTeamMembersOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	op := "list members of team " + org + "/" + slug
-	for page := 0; page < maxPages; page++ {
-		var users []*github.User
-		var next int
-		missing := false
-		err := g.do(ctx, op, func(ctx context.Context) (*github.Response, error) {
-			var resp *github.Response
-			var err error
-			users, resp, err = g.client.Teams.ListTeamMembersBySlug(ctx, org, slug, opts)
-			if isStatus(err, http.StatusNotFound) {
-				missing = true
-				return resp, nil
-			}
-			if resp != nil {
-				next = resp.NextPage
-			}
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if missing {
-			return nil, fmt.Errorf("team %s/%s: not found on GitHub, or the token cannot read it (a token needs read:org; an app, organization members: read)", org, slug)
+	missing := false
+	err := g.paginate(ctx, "list members of team "+org+"/"+slug, func(ctx context.Context, opts github.ListOptions) (*github.Response, bool, error) {
+		users, resp, err := g.client.Teams.ListTeamMembersBySlug(ctx, org, slug, &github.TeamListTeamMembersOptions{ListOptions: opts})
+		if isStatus(err, http.StatusNotFound) {
+			missing = true
+			return resp, true, nil
 		}
 		for _, u := range users {
 			if l := u.GetLogin(); l != "" {
 				logins = append(logins, l)
 			}
 		}
-		if next == 0 || next == opts.Page {
-			break
-		}
-		opts.Page = next
+		return resp, false, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if missing {
+		return nil, fmt.Errorf("team %s/%s: not found on GitHub, or the token cannot read it (a token needs read:org; an app, organization members: read)", org, slug)
 	}
 	return logins, nil
 }

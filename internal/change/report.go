@@ -131,34 +131,18 @@ func (g *GitHub) UpsertComment(ctx context.Context, pr int, marker, body string)
 // findComment pages through pull request pr's comments for the first by
 // author (case-insensitive) holding marker.
 func (g *GitHub) findComment(ctx context.Context, pr int, marker, author string) (*github.IssueComment, error) {
-	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
-	op := "list comments of " + g.where(pr)
-	for page := 0; page < maxPages; page++ {
-		var comments []*github.IssueComment
-		var next int
-		err := g.do(ctx, op, func(ctx context.Context) (*github.Response, error) {
-			var resp *github.Response
-			var err error
-			comments, resp, err = g.client.Issues.ListComments(ctx, g.owner, g.repo, pr, opts)
-			if resp != nil {
-				next = resp.NextPage
-			}
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
+	var found *github.IssueComment
+	err := g.paginate(ctx, "list comments of "+g.where(pr), func(ctx context.Context, opts github.ListOptions) (*github.Response, bool, error) {
+		comments, resp, err := g.client.Issues.ListComments(ctx, g.owner, g.repo, pr, &github.IssueListCommentsOptions{ListOptions: opts})
 		for _, c := range comments {
 			if strings.EqualFold(c.GetUser().GetLogin(), author) && strings.Contains(c.GetBody(), marker) {
-				return c, nil
+				found = c
+				return resp, true, err
 			}
 		}
-		if next == 0 || next == opts.Page {
-			break
-		}
-		opts.Page = next
-	}
-	return nil, nil
+		return resp, false, err
+	})
+	return found, err
 }
 
 // DeploymentRefused is GitHub's answer to a deployment it did not create:

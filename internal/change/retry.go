@@ -15,6 +15,38 @@ import (
 // call is one GitHub request; it returns go-github's response and error.
 type call func(ctx context.Context) (*github.Response, error)
 
+// pageFunc lists one page (opts.Page, 100 a page) and keeps its items; it
+// returns go-github's response and error. stop ends the paging early.
+type pageFunc func(ctx context.Context, opts github.ListOptions) (resp *github.Response, stop bool, err error)
+
+// maxPages bounds every pagination, against a server that never ends one.
+const maxPages = 1000
+
+// paginate calls list for each page GitHub's Link header names, each page
+// tried as do tries a request, until the last page or stop.
+func (g *GitHub) paginate(ctx context.Context, op string, list pageFunc) error {
+	opts := github.ListOptions{PerPage: 100}
+	for range maxPages {
+		next, stop := 0, false
+		err := g.do(ctx, op, func(ctx context.Context) (*github.Response, error) {
+			resp, s, err := list(ctx, opts)
+			if resp != nil {
+				next = resp.NextPage
+			}
+			stop = s
+			return resp, err
+		})
+		if err != nil {
+			return err
+		}
+		if stop || next == 0 || next == opts.Page {
+			return nil
+		}
+		opts.Page = next
+	}
+	return nil
+}
+
 // outcome is what one failed request says about trying again.
 type outcome struct {
 	retry       bool

@@ -131,22 +131,12 @@ func rolloutExit(out *rollout.Outcome, err error) error {
 		return withCode(ExitHold, err)
 	case out == nil:
 		return withCode(ExitError, err)
-	case out.Result == rollout.Denied || out.Result == rollout.Failed && !preWrite(out):
+	case out.Result == rollout.Denied || out.Result == rollout.Failed && !out.Untouched():
 		return withCode(ExitDeny, err)
 	default:
 		// Failed before any write: a cluster could not be reached or read.
 		return withCode(ExitError, err)
 	}
-}
-
-// preWrite reports whether the rollout stopped before any cluster was touched.
-func preWrite(out *rollout.Outcome) bool {
-	for _, c := range out.Clusters {
-		if c.Action != rollout.ActionUntouched {
-			return false
-		}
-	}
-	return true
 }
 
 // renderAt renders one cluster at another revision of the same repository,
@@ -212,11 +202,5 @@ func parseNow(s string) (time.Time, error) {
 
 // connectFunc reaches a fleet's clusters through connector.
 func connectFunc(connector *apply.Connector, fleetName string) rollout.ConnectFunc {
-	return func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
-		cfg, err := connector.RESTConfig(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		return apply.New(cfg, fleetName, c.Name)
-	}
+	return rollout.Connect(connector, fleetName, 0, nil)
 }

@@ -94,10 +94,3 @@ func printLines(w io.Writer, msg string) {
 		fmt.Fprintf(w, "convoy: %s\n", line)
 	}
 }
-
-// notBuilt is the body of commands whose issue has not landed yet.
-func notBuilt(name string) func(*cobra.Command, []string) error {
-	return func(*cobra.Command, []string) error {
-		return withCode(ExitError, fmt.Errorf("%s is not built yet", name))
-	}
-}

@@ -11,21 +11,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
-
-	"github.com/convoy-gitops/convoy/policies"
 )
 
 // BuiltinPrefix prefixes the file names of the built-in policies in messages,
@@ -55,14 +47,6 @@ type Message struct {
 	Until string `json:"until,omitempty"`
 }
 
-// Decision is the result of evaluating every policy for one input.
-type Decision struct {
-	Verdict Verdict   `json:"verdict"`
-	Deny    []Message `json:"deny"`
-	Hold    []Message `json:"hold"`
-	Warn    []Message `json:"warn"`
-}
-
 // Options configures an Engine.
 type Options struct {
 	// Dirs are folders of extra policies (a repository's policies/), read
@@ -78,34 +62,6 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// CompileError is a policy that fails to parse or compile. Its message has
-// one line per problem: "file:line: code: message".
-type CompileError struct {
-	Problems []string
-	Err      error // the parser's or compiler's error
-}
-
-// compileError collects the problems of a parser or compiler error.
-func compileError(err error) *CompileError {
-	ce := &CompileError{Err: err}
-	var astErrs ast.Errors
-	if errors.As(err, &astErrs) {
-		for _, e := range astErrs {
-			if e.Location != nil {
-				ce.Problems = append(ce.Problems, fmt.Sprintf("%s:%d: %s: %s", e.Location.File, e.Location.Row, e.Code, e.Message))
-			} else {
-				ce.Problems = append(ce.Problems, fmt.Sprintf("%s: %s", e.Code, e.Message))
-			}
-		}
-	}
-	if len(ce.Problems) == 0 {
-		ce.Problems = []string{"compile policies: " + err.Error()}
-	}
-	return ce
-}
-
-func (e *CompileError) Error() string { return strings.Join(e.Problems, "\n") }
-
 // Decision is the deny a policy set that does not compile stands for (fail
 // closed, DESIGN.md §4): one message per problem, located at its file and
 // line.
@@ -120,9 +76,6 @@ func (e *CompileError) Decision() Decision {
 	}
 	return d
 }
-
-// Unwrap returns the parser's or compiler's error.
-func (e *CompileError) Unwrap() error { return e.Err }
 
 // resultVar is the query's variable holding the values of every rule.
 const resultVar = "convoy_rules"
@@ -239,128 +192,6 @@ func newEngine(opts Options, goIndex bool) (*Engine, error) {
 		return nil, compileError(err)
 	}
 	return e, nil
-}
-
-// configStore holds data for data.convoy.config.
-func configStore(data map[string]any) storage.Store {
-	if data == nil {
-		data = map[string]any{}
-	}
-	return inmem.NewFromObject(map[string]any{"convoy": map[string]any{"config": data}})
-}
-
-// loadModules parses the built-in policies and the .rego files under dirs,
-// keyed by file name; withTests includes the _test.rego files.
-func loadModules(dirs []string, withTests bool, root ...string) (map[string]*ast.Module, error) {
-	modules := map[string]*ast.Module{}
-	var errs ast.Errors
-	parse := func(name string, src []byte) {
-		m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
-		if err != nil {
-			var astErrs ast.Errors
-			if errors.As(err, &astErrs) {
-				errs = append(errs, astErrs...)
-				return
-			}
-			errs = append(errs, ast.NewError(ast.ParseErr, &ast.Location{File: name}, "%v", err))
-			return
-		}
-		modules[name] = m
-	}
-	keep := func(name string) bool {
-		return strings.HasSuffix(name, ".rego") && (withTests || !strings.HasSuffix(name, "_test.rego"))
-	}
-
-	entries, err := fs.ReadDir(policies.FS, ".")
-	if err != nil {
-		return nil, fmt.Errorf("built-in policies: %w", err)
-	}
-	for _, entry := range entries {
-		if !keep(entry.Name()) {
-			continue
-		}
-		src, err := fs.ReadFile(policies.FS, entry.Name())
-		if err != nil {
-			return nil, fmt.Errorf("built-in policy %s: %w", entry.Name(), err)
-		}
-		parse(BuiltinPrefix+entry.Name(), src)
-	}
-
-	builtins := builtinPackages(modules)
-	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if path != dir && strings.HasPrefix(d.Name(), ".") {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !keep(d.Name()) {
-				return nil
-			}
-			name := path
-			if len(root) > 0 && root[0] != "" {
-				if rel, err := filepath.Rel(root[0], path); err == nil && filepath.IsLocal(rel) {
-					name = filepath.ToSlash(rel)
-				}
-			}
-			src, err := readPolicyFile(path, d)
-			if err != nil {
-				errs = append(errs, ast.NewError(ast.ParseErr, &ast.Location{File: name, Row: 1}, "%v", err))
-				return nil
-			}
-			parse(name, src)
-			if m := modules[name]; m != nil {
-				if e := checkRepoPackage(m, builtins); e != nil {
-					errs = append(errs, e)
-					delete(modules, name)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("policies %s: %w", dir, err)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, compileError(errs)
-	}
-	return modules, nil
-}
-
-// MaxPolicyFile caps a repository's policy file.
-const MaxPolicyFile = 1 << 20
-
-// readPolicyFile reads a repository policy: a regular file (a symbolic link
-// could read anything on the machine, or never end, as /dev/zero) of at
-// most MaxPolicyFile bytes.
-func readPolicyFile(path string, d fs.DirEntry) ([]byte, error) {
-	if !d.Type().IsRegular() {
-		return nil, errors.New("not a regular file: policies are read from regular files only (no symbolic links)")
-	}
-	info, err := d.Info()
-	if err != nil {
-		return nil, err
-	}
-	if info.Size() > MaxPolicyFile {
-		return nil, fmt.Errorf("%d bytes, over the %d byte limit of a policy file", info.Size(), MaxPolicyFile)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, MaxPolicyFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(src) > MaxPolicyFile {
-		return nil, fmt.Errorf("over the %d byte limit of a policy file", MaxPolicyFile)
-	}
-	return src, nil
 }
 
 // Evaluate evaluates every policy for in. It never fails: whatever goes

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/convoy-gitops/convoy/internal/fleet"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
@@ -156,19 +157,15 @@ func (r *Renderer) All(ctx context.Context, repoDir string, f *fleet.Fleet, name
 	errs := make([]error, len(names))
 	// One cache for every cluster: they share bases.
 	cache, cacheErr := newRepoCache(repoDir)
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(n)
 	for i, name := range names {
 		c := f.ClusterByName(name)
 		if c == nil {
 			errs[i] = fmt.Errorf("render %s: no such cluster in the fleet", name)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			var res *Result
 			err := ctx.Err()
 			if err == nil {
@@ -179,12 +176,13 @@ func (r *Renderer) All(ctx context.Context, repoDir string, f *fleet.Fleet, name
 			}
 			if err != nil {
 				errs[i] = prefixLines("render "+name+": ", err)
-				return
+				return nil
 			}
 			results[i] = res
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

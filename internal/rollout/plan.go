@@ -300,7 +300,7 @@ func clusterDiff(ctx context.Context, connect ConnectFunc, fleetName string, c *
 	if err != nil {
 		return nil, err
 	}
-	rec, err := apply.ReadRecord(ctx, a.Client(), fleetName)
+	rec, err := a.ReadRecord(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func (r *Runner) reconcileCluster(ctx context.Context, plan *Plan, t *Target) (R
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := apply.ReadRecord(ctx, a.Client(), r.Fleet.Name)
+	rec, err := a.ReadRecord(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("cluster %s: %w", name, err))
 	}

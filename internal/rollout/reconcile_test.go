@@ -48,7 +48,7 @@ func oneClusterFleet(cs *testenv.Clusters) (*fleet.Fleet, *rollout.Runner) {
 	f.Rollout.Waves = []fleet.Wave{wave}
 	r := &rollout.Runner{
 		Fleet: f,
-		Connect: func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error) {
+		Connect: func(ctx context.Context, c *fleet.Cluster) (rollout.Cluster, error) {
 			return apply.New(cs.Get(c.Name).Config, f.Name, c.Name)
 		},
 		WaitInterval: 100 * time.Millisecond,

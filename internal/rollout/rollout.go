@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
@@ -46,8 +47,25 @@ type Plan struct {
 // RenderFunc renders one cluster at another revision, for rollback.
 type RenderFunc func(ctx context.Context, revision string, c *fleet.Cluster) (objs []*unstructured.Unstructured, hash string, err error)
 
-// ConnectFunc returns an Applier for a cluster.
-type ConnectFunc func(ctx context.Context, c *fleet.Cluster) (*apply.Applier, error)
+// Cluster is what the wave engine and drift correction ask of one cluster:
+// its record, a dry-run and an apply (with health and prune), a diff, and
+// drift found and corrected. *apply.Applier is the real one; the engine's
+// own tests use one in memory.
+type Cluster interface {
+	ReadRecord(ctx context.Context) (*apply.Record, error)
+	WriteRecord(ctx context.Context, rec *apply.Record) error
+	Changed(objs []*unstructured.Unstructured, rec *apply.Record) []*unstructured.Unstructured
+	DryRun(ctx context.Context, objs []*unstructured.Unstructured) error
+	Apply(ctx context.Context, objs []*unstructured.Unstructured, prev *apply.Record, opts apply.Options) (*apply.Result, error)
+	Diff(ctx context.Context, objs []*unstructured.Unstructured, prev *apply.Record) (*apply.Diff, error)
+	Drift(ctx context.Context, rec *apply.Record) ([]string, error)
+	Correct(ctx context.Context, objs []*unstructured.Unstructured, drifted []string, rec *apply.Record) ([]string, error)
+}
+
+var _ Cluster = (*apply.Applier)(nil)
+
+// ConnectFunc reaches a cluster.
+type ConnectFunc func(ctx context.Context, c *fleet.Cluster) (Cluster, error)
 
 // Runner runs rollouts of one fleet.
 type Runner struct {
@@ -105,6 +123,18 @@ type Outcome struct {
 	Result   Result           `json:"result"`
 	Reason   string           `json:"reason,omitempty"`
 	Clusters []ClusterOutcome `json:"clusters"`
+}
+
+// Untouched reports whether the rollout wrote to no cluster: it stopped
+// before (a cluster could not be reached, an object was rejected by the
+// dry-run) or was denied.
+func (o *Outcome) Untouched() bool {
+	for _, c := range o.Clusters {
+		if c.Action != ActionUntouched {
+			return false
+		}
+	}
+	return true
 }
 
 // ClusterOutcome is one cluster's part of an Outcome.
@@ -178,7 +208,7 @@ func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
 // clusterState is what the runner knows of one cluster during a rollout.
 type clusterState struct {
 	target  *Target
-	applier *apply.Applier
+	applier Cluster
 	record  *apply.Record // nil before the first apply
 	out     *ClusterOutcome
 }
@@ -312,7 +342,7 @@ func (r *Runner) prepare(ctx context.Context, start time.Time, byName map[string
 				return
 			}
 			st.applier = a
-			if st.record, err = apply.ReadRecord(ctx, a.Client(), r.Fleet.Name); err != nil {
+			if st.record, err = a.ReadRecord(ctx); err != nil {
 				errs[i] = fmt.Errorf("cluster %s: %w", name, err)
 				return
 			}
@@ -344,9 +374,9 @@ func (r *Runner) runWave(ctx context.Context, start time.Time, plan *Plan, w fle
 	if par <= 0 || par > len(w.Clusters) {
 		par = len(w.Clusters)
 	}
-	sem := make(chan struct{}, par)
 	errs := make([]error, len(w.Clusters))
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(par)
 	// A cluster that has started is finished even when ctx is cancelled (an
 	// interrupt, a shutdown): a half-applied cluster is worse than a late
 	// stop. Its own waits are still bounded by the health timeout. Clusters
@@ -354,19 +384,16 @@ func (r *Runner) runWave(ctx context.Context, start time.Time, plan *Plan, w fle
 	inFlight := context.WithoutCancel(ctx)
 	for i, name := range w.Clusters {
 		st := byName[name]
-		sem <- struct{}{}
-		if err := ctx.Err(); err != nil {
-			<-sem
-			errs[i] = fmt.Errorf("cluster %s: not started: %w", name, err)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error { // starts once a slot is free
+			if err := ctx.Err(); err != nil {
+				errs[i] = fmt.Errorf("cluster %s: not started: %w", name, err)
+				return nil
+			}
 			errs[i] = r.applyCluster(inFlight, start, plan, st)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	err := errors.Join(errs...)
 	if ctx.Err() != nil {
 		// Interrupted: no rollback, the next run resumes from the records.
@@ -405,7 +432,7 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 		// The revision moved but this cluster's render did not: no object
 		// to write, only the record, so status and resumes see the revision.
 		rec := r.newRecord(plan, st, st.record.Inventory)
-		if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
+		if err := st.applier.WriteRecord(ctx, rec); err != nil {
 			st.out.Action, st.out.Error = ActionFailed, err.Error()
 			return err
 		}
@@ -440,7 +467,7 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 	}
 	rec := r.newRecord(plan, st, res.Inventory)
 	rec.Fingerprints, rec.Hashes = res.Fingerprints, res.Hashes
-	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
+	if err := st.applier.WriteRecord(ctx, rec); err != nil {
 		st.out.Action, st.out.Error = ActionFailed, err.Error()
 		return err
 	}
@@ -448,121 +475,6 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 	st.out.Action = ActionApplied
 	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "healthy", Detail: fmt.Sprintf("%d applied, %d pruned", st.out.Applied, st.out.Pruned)})
 	return nil
-}
-
-func (r *Runner) newRecord(plan *Plan, st *clusterState, inventory []string) *apply.Record {
-	rec := &apply.Record{}
-	if st.record != nil {
-		*rec = *st.record // keeps the resourceVersion for optimistic concurrency
-	}
-	if rec.Revision != plan.Revision {
-		rec.PreviousRevision = rec.Revision
-	}
-	rec.Fleet, rec.Cluster = r.Fleet.Name, st.target.Cluster.Name
-	rec.Revision, rec.RenderHash = plan.Revision, st.target.Hash
-	rec.AppliedAt = r.now().UTC()
-	rec.Status, rec.Health, rec.Reason, rec.FailedRevision = apply.StatusApplied, "healthy", "", ""
-	rec.Verdict = string(st.target.Decision.Verdict)
-	rec.Messages = nil
-	for _, m := range st.target.Decision.Warn {
-		rec.Messages = append(rec.Messages, "warn: "+m.Msg)
-	}
-	rec.Change = apply.RecordChange{}
-	ch := st.target.Change
-	if ch == nil {
-		ch = plan.Change
-	}
-	if ch != nil {
-		rec.Change.Category = ch.Category
-		if ch.PullRequest != nil {
-			rec.Change.PullRequest = ch.PullRequest.Number
-		}
-		for _, a := range change.Counted(ch, st.target.TrustedBots) {
-			rec.Change.Approvers = append(rec.Change.Approvers, a.User)
-		}
-		for _, c := range ch.Commits {
-			rec.Change.Commits = append(rec.Change.Commits, c.Revision)
-		}
-		rec.Change.Governance = ch.Governance
-	}
-	rec.Change.Base, rec.Change.Rules = st.target.Base, st.target.Origin
-	rec.Agent = r.Agent
-	rec.Inventory = inventory
-	return rec
-}
-
-// rollback re-applies the revision the cluster's record held before this
-// rollout, and records the failed revision so it is not retried.
-func (r *Runner) rollback(ctx context.Context, start time.Time, plan *Plan, st *clusterState, cause error) error {
-	c := st.target.Cluster
-	prev := st.record
-	reason := cause.Error()
-	if prev == nil || prev.Revision == "" || prev.Revision == plan.Revision {
-		// Nothing to go back to: record the failure so it is visible and not retried.
-		rec := r.failedRecord(plan, st, reason, apply.StatusFailed)
-		if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
-			return err
-		}
-		st.record = rec
-		return nil
-	}
-	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "rollback", Detail: "to " + short(prev.Revision)})
-	objs, hash, err := r.Previous(ctx, prev.Revision, c)
-	if err != nil {
-		return fmt.Errorf("cluster %s: rollback to %s: render: %w", c.Name, short(prev.Revision), err)
-	}
-	res, err := st.applier.Apply(ctx, objs, &apply.Record{Inventory: union(prev.Inventory, st.target.Objects)}, apply.Options{
-		HealthTimeout: r.Fleet.Rollout.HealthTimeout,
-		WaitInterval:  r.WaitInterval,
-		AllowEmpty:    true,
-	})
-	if err != nil {
-		return fmt.Errorf("cluster %s: rollback to %s: %w", c.Name, short(prev.Revision), err)
-	}
-	rec := r.failedRecord(plan, st, reason, apply.StatusRolledBack)
-	rec.RenderHash, rec.Inventory, rec.Fingerprints, rec.Hashes = hash, res.Inventory, res.Fingerprints, res.Hashes
-	if err := apply.WriteRecord(ctx, st.applier.Client(), rec); err != nil {
-		return err
-	}
-	st.record = rec
-	st.out.Action = ActionRolledBack
-	return nil
-}
-
-// failedRecord keeps what runs on the cluster (the previous revision) and
-// marks the target revision failed.
-func (r *Runner) failedRecord(plan *Plan, st *clusterState, reason, status string) *apply.Record {
-	rec := &apply.Record{Fleet: r.Fleet.Name, Cluster: st.target.Cluster.Name}
-	if st.record != nil {
-		*rec = *st.record
-	}
-	rec.Status, rec.FailedRevision, rec.Reason = status, plan.Revision, reason
-	rec.Health = "unhealthy"
-	rec.AppliedAt = r.now().UTC()
-	rec.Agent = r.Agent
-	if status == apply.StatusFailed {
-		// The failed revision's objects are on the cluster: own them so a
-		// later revision can prune them.
-		rec.Inventory = union(rec.Inventory, st.target.Objects)
-	}
-	return rec
-}
-
-// union returns ids plus the IDs of objs, sorted, without duplicates.
-func union(ids []string, objs []*unstructured.Unstructured) []string {
-	set := map[string]bool{}
-	for _, id := range ids {
-		set[id] = true
-	}
-	for _, o := range objs {
-		set[apply.RefOf(o).String()] = true
-	}
-	out := make([]string, 0, len(set))
-	for id := range set {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func short(rev string) string {

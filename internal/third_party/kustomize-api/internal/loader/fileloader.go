@@ -174,14 +174,10 @@ func (fl *FileLoader) New(path string) (ifc.Loader, error) {
 		return nil, errors.Errorf("new root cannot be empty")
 	}
 
-	repoSpec, err := git.NewRepoSpecFromURL(path)
-	if err == nil {
-		// Treat this as git repo clone request.
-		if err = fl.errIfRepoCycle(repoSpec); err != nil {
-			return nil, err
-		}
-		return newLoaderAtGitClone(
-			repoSpec, fl.fSys, fl, fl.cloner)
+	if _, err := git.NewRepoSpecFromURL(path); err == nil {
+		// convoy: a render never clones; the config repository must hold
+		// every base.
+		return nil, fmt.Errorf("remote base %q is not allowed: every base must be in the config repository (renders never reach the network)", path)
 	}
 
 	if filepath.IsAbs(path) {

@@ -1,0 +1,87 @@
+package rollout
+
+// Rolling a failed cluster back to the revision its record held.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// rollback re-applies the revision the cluster's record held before this
+// rollout, and records the failed revision so it is not retried.
+func (r *Runner) rollback(ctx context.Context, start time.Time, plan *Plan, st *clusterState, cause error) error {
+	c := st.target.Cluster
+	prev := st.record
+	reason := cause.Error()
+	if prev == nil || prev.Revision == "" || prev.Revision == plan.Revision {
+		// Nothing to go back to: record the failure so it is visible and not retried.
+		rec := r.failedRecord(plan, st, reason, apply.StatusFailed)
+		if err := st.applier.WriteRecord(ctx, rec); err != nil {
+			return err
+		}
+		st.record = rec
+		return nil
+	}
+	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "rollback", Detail: "to " + short(prev.Revision)})
+	objs, hash, err := r.Previous(ctx, prev.Revision, c)
+	if err != nil {
+		return fmt.Errorf("cluster %s: rollback to %s: render: %w", c.Name, short(prev.Revision), err)
+	}
+	res, err := st.applier.Apply(ctx, objs, &apply.Record{Inventory: union(prev.Inventory, st.target.Objects)}, apply.Options{
+		HealthTimeout: r.Fleet.Rollout.HealthTimeout,
+		WaitInterval:  r.WaitInterval,
+		AllowEmpty:    true,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster %s: rollback to %s: %w", c.Name, short(prev.Revision), err)
+	}
+	rec := r.failedRecord(plan, st, reason, apply.StatusRolledBack)
+	rec.RenderHash, rec.Inventory, rec.Fingerprints, rec.Hashes = hash, res.Inventory, res.Fingerprints, res.Hashes
+	if err := st.applier.WriteRecord(ctx, rec); err != nil {
+		return err
+	}
+	st.record = rec
+	st.out.Action = ActionRolledBack
+	return nil
+}
+
+// failedRecord keeps what runs on the cluster (the previous revision) and
+// marks the target revision failed.
+func (r *Runner) failedRecord(plan *Plan, st *clusterState, reason, status string) *apply.Record {
+	rec := &apply.Record{Fleet: r.Fleet.Name, Cluster: st.target.Cluster.Name}
+	if st.record != nil {
+		*rec = *st.record
+	}
+	rec.Status, rec.FailedRevision, rec.Reason = status, plan.Revision, reason
+	rec.Health = "unhealthy"
+	rec.AppliedAt = r.now().UTC()
+	rec.Agent = r.Agent
+	if status == apply.StatusFailed {
+		// The failed revision's objects are on the cluster: own them so a
+		// later revision can prune them.
+		rec.Inventory = union(rec.Inventory, st.target.Objects)
+	}
+	return rec
+}
+
+// union returns ids plus the IDs of objs, sorted, without duplicates.
+func union(ids []string, objs []*unstructured.Unstructured) []string {
+	set := map[string]bool{}
+	for _, id := range ids {
+		set[id] = true
+	}
+	for _, o := range objs {
+		set[apply.RefOf(o).String()] = true
+	}
+	out := make([]string, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
