@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -182,8 +179,6 @@ func (a *agentProc) push(ctx context.Context, rev string, n int) error {
 	if err != nil {
 		return err
 	}
-	mac := hmac.New(sha256.New, a.secret)
-	mac.Write(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+a.addr+"/hooks/github", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -191,7 +186,7 @@ func (a *agentProc) push(ctx context.Context, rev string, n int) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), n))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", server.Sign(body, a.secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

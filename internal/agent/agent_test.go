@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -29,6 +26,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/metrics"
+	"github.com/convoy-gitops/convoy/internal/server"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -216,13 +214,11 @@ func push(t *testing.T, a *Agent, sha string, delivery int) {
 	t.Helper()
 	body := fmt.Sprintf(`{"ref":"refs/heads/main","before":"%s","after":"%s","repository":{"full_name":"acme/fleet","name":"fleet","owner":{"login":"acme"}},"commits":[]}`,
 		strings.Repeat("0", 40), sha)
-	mac := hmac.New(sha256.New, []byte(testSecret))
-	mac.Write([]byte(body))
 	req := httptest.NewRequest(http.MethodPost, "/hooks/github", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", delivery))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", server.Sign([]byte(body), []byte(testSecret)))
 	rec := httptest.NewRecorder()
 	a.Webhook().ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted && rec.Code != http.StatusOK {
@@ -588,12 +584,10 @@ workDir: %q
 // deliver sends a signed GitHub delivery of event with body to the agent.
 func deliver(t *testing.T, a *Agent, event, body string, delivery int) {
 	t.Helper()
-	mac := hmac.New(sha256.New, []byte(testSecret))
-	mac.Write([]byte(body))
 	req := httptest.NewRequest(http.MethodPost, "/hooks/github", strings.NewReader(body))
 	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("delivery-%d", delivery))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", server.Sign([]byte(body), []byte(testSecret)))
 	rec := httptest.NewRecorder()
 	a.Webhook().ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted {

@@ -3,9 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -27,6 +25,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/convoy-gitops/convoy/internal/metrics"
+	"github.com/convoy-gitops/convoy/internal/server"
 )
 
 // Load test settings. CONVOY_LOAD_SECONDS sets the duration: 3 s in
@@ -298,8 +297,6 @@ func pullRequestPayload(n int, sha string) []byte {
 // postDelivery sends d, signed with the test secret, and returns the
 // answer's status code and JSON reply.
 func postDelivery(c *http.Client, addr string, d *delivery) (int, map[string]any, error) {
-	mac := hmac.New(sha256.New, []byte(testSecret))
-	mac.Write(d.body)
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/hooks/github", bytes.NewReader(d.body))
 	if err != nil {
 		return 0, nil, err
@@ -307,7 +304,7 @@ func postDelivery(c *http.Client, addr string, d *delivery) (int, map[string]any
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", d.event)
 	req.Header.Set("X-GitHub-Delivery", d.id)
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", server.Sign(d.body, []byte(testSecret)))
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -213,9 +213,17 @@ func validSignature(header string, body, secret []byte) bool {
 	if err != nil {
 		return false
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	return hmac.Equal(got, mac(body, secret))
+}
+
+// Sign is the X-Hub-Signature-256 value GitHub sends with body when the
+// webhook's secret is secret: "sha256=" and the HMAC-SHA256 in hex.
+func Sign(body, secret []byte) string { return "sha256=" + hex.EncodeToString(mac(body, secret)) }
+
+func mac(body, secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return m.Sum(nil)
 }
 
 func write(w http.ResponseWriter, code int, rep reply) {

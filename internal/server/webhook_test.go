@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -71,11 +70,7 @@ func (s *syncBuffer) String() string {
 	return s.buf.String()
 }
 
-func sign256(body, key []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
+func sign256(body, key []byte) string { return server.Sign(body, key) }
 
 func payload(t testing.TB, name string) []byte {
 	t.Helper()
