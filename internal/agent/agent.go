@@ -97,6 +97,7 @@ type Agent struct {
 
 	busy   sync.Mutex // one rollout or drift correction at a time
 	role   atomic.Value
+	addr   atomic.Value // string: the HTTP server's address, once bound
 	ghMu   sync.Mutex
 	ghRepo string
 	gh     *change.GitHub

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -74,8 +73,7 @@ func TestWebhookLoad(t *testing.T) {
 	}
 	h := newHarness(t, fleetFiles("", ""))
 	rev1 := h.repo.Head(t)
-	addr := freeLoopbackAddr(t)
-	cfg := h.config(func(c *Config) { c.Listen.HTTP = addr })
+	cfg := h.config(nil) // listens on 127.0.0.1:0
 	// Only errors reach the test log: a line per delivery would be the
 	// largest thing in the heap.
 	log := slog.New(slog.NewTextHandler(testWriter{t, "load"}, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -86,6 +84,8 @@ func TestWebhookLoad(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	waitFor(t, 10*time.Second, "the agent's HTTP server", func() bool { return a.Addr() != "" })
+	addr := a.Addr()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -385,19 +385,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// freeLoopbackAddr returns a loopback address whose port was free a moment
-// ago: Run does not expose the address it bound.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }

@@ -42,6 +42,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.addr.Store(addr)
 	a.log.Info("serving", "address", addr, "repo", a.src.URL(), "branch", a.cfg.Repo.Branch, "identity", a.identity)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -116,6 +117,13 @@ func leaseConfig(le LeaderElectionConfig) (*rest.Config, error) {
 	}
 	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: le.Kubeconfig}
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: le.Context}).ClientConfig()
+}
+
+// Addr is the address the agent's HTTP server listens on, once Run has
+// bound it (with listen.http ":0", the port chosen); "" before.
+func (a *Agent) Addr() string {
+	addr, _ := a.addr.Load().(string)
+	return addr
 }
 
 // LeaseHolder reads who holds the agent's Lease, for tests and tools.

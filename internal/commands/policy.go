@@ -163,7 +163,7 @@ each DIR, like "opa test", and prints the report in its format.
 
 Exit 0 when every test passes, 1 when one fails, 2 when a policy does not load.`,
 		RunE: func(cmd *cobra.Command, dirs []string) error {
-			passed, failed, err := policy.Test(cmd.Context(), dirs, cmd.OutOrStdout())
+			passed, failed, err := policy.RunTests(cmd.Context(), dirs, cmd.OutOrStdout())
 			if err != nil {
 				return withCode(ExitError, err)
 			}

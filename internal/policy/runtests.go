@@ -10,11 +10,11 @@ import (
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
-// Test runs the Rego tests (rules named test_*) of the built-in policies and
+// RunTests runs the Rego tests (rules named test_*) of the built-in policies and
 // of dirs, as `opa test` does, and prints the report to w in its format.
 // Data files (.json, .yaml) under dirs are loaded as `opa test` loads them.
 // Errors of a test count as failures; err is a failure to load or compile.
-func Test(ctx context.Context, dirs []string, w io.Writer) (passed, failed int, err error) {
+func RunTests(ctx context.Context, dirs []string, w io.Writer) (passed, failed int, err error) {
 	modules, err := loadModules(nil, true)
 	if err != nil {
 		return 0, 0, err

@@ -11,7 +11,7 @@ import (
 
 func TestTestRunsBuiltinAndRepoTests(t *testing.T) {
 	var out bytes.Buffer
-	passed, failed, err := policy.Test(context.Background(), nil, &out)
+	passed, failed, err := policy.RunTests(context.Background(), nil, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ test_broken if {
 }
 `)
 	out.Reset()
-	passed, failed, err = policy.Test(context.Background(), []string{dir}, &out)
+	passed, failed, err = policy.RunTests(context.Background(), []string{dir}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
