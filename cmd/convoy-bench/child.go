@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/rollout"
@@ -48,8 +47,7 @@ func childDrift(args []string) error {
 		return err
 	}
 	planned := time.Since(began)
-	connector := &apply.Connector{KubeconfigFile: *kubeconfig}
-	runner := &rollout.Runner{Fleet: f, Connect: rollout.Connect(connector, f.Name, 0, nil)}
+	runner := &rollout.Runner{Fleet: f, Connect: (&rollout.Clusters{Kubeconfig: *kubeconfig}).Connect(f.Name)}
 	began = time.Now()
 	res, err := runner.Reconcile(ctx, plan)
 	if err != nil {

@@ -9,15 +9,17 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
 // Sample is one measured run of one tool.
 type Sample struct {
-	Wall     time.Duration  `json:"wall_ns"`
-	CPU      time.Duration  `json:"cpu_ns"`      // user + system of the client processes
-	MaxRSS   int64          `json:"max_rss_kib"` // the largest client process's peak RSS
-	Requests map[string]int `json:"requests,omitempty"`
-	Note     string         `json:"note,omitempty"`
+	Wall     time.Duration    `json:"wall_ns"`
+	CPU      time.Duration    `json:"cpu_ns"`      // user + system of the client processes
+	MaxRSS   int64            `json:"max_rss_kib"` // the largest client process's peak RSS
+	Requests testenv.Requests `json:"requests,omitempty"`
+	Note     string           `json:"note,omitempty"`
 	// Phases are times a client reported of its own steps (the drift
 	// check: plan, reconcile).
 	Phases map[string]time.Duration `json:"phases_ns,omitempty"`
@@ -148,7 +150,7 @@ func tail(s string) string {
 // measured runs fn between two reads of the planes' request counts and
 // stores the difference in the sample fn returns.
 func measured(ctx context.Context, p *planes, fn func() (Sample, error)) (Sample, error) {
-	var before map[string]int
+	var before testenv.Requests
 	if p != nil {
 		var err error
 		if before, err = p.requests(ctx); err != nil {
@@ -163,6 +165,6 @@ func measured(ctx context.Context, p *planes, fn func() (Sample, error)) (Sample
 	if err != nil {
 		return s, err
 	}
-	s.Requests = subRequests(after, before)
+	s.Requests = after.Sub(before)
 	return s, nil
 }

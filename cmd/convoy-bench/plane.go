@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,10 +9,6 @@ import (
 	"slices"
 	"syscall"
 	"testing"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
@@ -130,66 +125,25 @@ var noisy = []string{"leases", "events", "replicasets", "endpoints", "endpointsl
 // deployment controller's UPDATEs of Deployments (its revision annotation):
 // none of the clients measured sends an UPDATE to a Deployment. One scrape
 // of /metrics per plane.
-func (p *planes) requests(ctx context.Context) (map[string]int, error) {
-	out := map[string]int{}
+func (p *planes) requests(ctx context.Context) (testenv.Requests, error) {
+	out := testenv.Requests{}
 	for _, c := range p.Items {
-		cs, err := kubernetes.NewForConfig(c.Config)
+		rows, err := c.RequestTotals(ctx)
 		if err != nil {
 			return nil, err
 		}
-		raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read metrics of cluster %s: %w", c.Name, err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("parse metrics of cluster %s: %w", c.Name, err)
-		}
-		fam := families["apiserver_request_total"]
-		if fam == nil {
-			continue
-		}
-		for _, m := range fam.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			res, verb := l["resource"], l["verb"]
+		for _, r := range rows {
+			res, verb := r.Labels["resource"], r.Labels["verb"]
 			switch {
-			case res == "" || l["subresource"] != "" || slices.Contains(noisy, res):
+			case res == "" || r.Labels["subresource"] != "" || slices.Contains(noisy, res):
 				continue
 			case res == "deployments" && verb == "UPDATE":
 				continue
-			case l["dry_run"] != "":
+			case r.Labels["dry_run"] != "":
 				verb += " (dry-run)"
 			}
-			out[verb] += int(m.GetCounter().GetValue())
+			out[verb] += r.N
 		}
 	}
-	for k, v := range out {
-		if v == 0 {
-			delete(out, k)
-		}
-	}
-	return out, nil
-}
-
-// subRequests returns after - before, dropping zeros.
-func subRequests(after, before map[string]int) map[string]int {
-	out := map[string]int{}
-	for k, v := range after {
-		if d := v - before[k]; d != 0 {
-			out[k] = d
-		}
-	}
-	return out
-}
-
-func totalRequests(r map[string]int) int {
-	n := 0
-	for _, v := range r {
-		n += v
-	}
-	return n
+	return out.Sub(nil), nil
 }

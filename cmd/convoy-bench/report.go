@@ -117,7 +117,7 @@ func statsOf(r *Row) stats {
 		walls = append(walls, x.Wall)
 		cpus = append(cpus, x.CPU)
 		rss = append(rss, x.MaxRSS)
-		totals = append(totals, float64(totalRequests(x.Requests)))
+		totals = append(totals, float64(x.Requests.Total()))
 		if x.Requests != nil {
 			s.hasRequests = true
 		}

@@ -351,7 +351,7 @@ func thousands(n int) string {
 }
 
 func brief(s Sample) string {
-	return fmt.Sprintf("%s, %d requests %v, cpu %s, rss %d MiB", s.Wall.Round(time.Millisecond), totalRequests(s.Requests),
+	return fmt.Sprintf("%s, %d requests %v, cpu %s, rss %d MiB", s.Wall.Round(time.Millisecond), s.Requests.Total(),
 		sortedCounts(s.Requests), s.CPU.Round(time.Millisecond), s.MaxRSS/1024)
 }
 

@@ -14,11 +14,9 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/metrics"
-	"github.com/convoy-gitops/convoy/internal/render"
 	"github.com/convoy-gitops/convoy/internal/rollout"
 	"github.com/convoy-gitops/convoy/internal/server"
 	"github.com/convoy-gitops/convoy/internal/source"
@@ -78,22 +76,20 @@ type Agent struct {
 	metrics  *metrics.Metrics
 	clock    Clock
 	identity string
-	timeout  time.Duration // of each cluster request; 0: apply's default
 	ghTuning GitHubTuning
 	window   time.Duration // Ready's; 0: from the poll interval
 
-	src       *source.Source
-	srcOpts   source.Options
-	pinned    *trust.Rules    // the operator's rules (governance.dir or .repo); nil: each base's; under mu
-	pinSrc    *source.Source  // governance.repo; nil without
-	mirror    *source.History // the config repository's history, last synced; under mu
-	connector *apply.Connector
-	clients   appliers // of the clusters, reused across connects
-	planner   *rollout.Planner
-	webhook   http.Handler
-	rollouts  *server.Queue // pushes to the tracked branch
-	plans     *server.Queue // pull requests to plan
-	wake      chan struct{} // re-evaluate the current revision now
+	src      *source.Source
+	srcOpts  source.Options
+	pinned   *trust.Rules      // the operator's rules (governance.dir or .repo); nil: each base's; under mu
+	pinSrc   *source.Source    // governance.repo; nil without
+	mirror   *source.History   // the config repository's history, last synced; under mu
+	clusters *rollout.Clusters // reached for rollouts, drift correction and records
+	driver   *rollout.Driver
+	webhook  http.Handler
+	rollouts *server.Queue // pushes to the tracked branch
+	plans    *server.Queue // pull requests to plan
+	wake     chan struct{} // re-evaluate the current revision now
 
 	busy   sync.Mutex // one rollout or drift correction at a time
 	role   atomic.Value
@@ -146,12 +142,8 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: opts.Log, metrics: opts.Metrics, clock: opts.Clock, identity: opts.Identity,
-		timeout: opts.ClusterTimeout, ghTuning: opts.GitHub, window: opts.ReadyWindow,
-		connector: &apply.Connector{KubeconfigFile: cfg.Kubeconfig.File},
-		planner: &rollout.Planner{PolicyDirs: cfg.Policies,
-			Renderer:        render.Renderer{Timeout: cfg.Render.Timeout.Duration, MaxObjects: cfg.Render.MaxObjects, MaxBytes: cfg.Render.MaxBytes},
-			Protected:       append([]string{os.Getenv("POD_NAMESPACE")}, cfg.Protection.Namespaces...),
-			AllowNamespaces: cfg.Protection.AllowNamespaces},
+		ghTuning: opts.GitHub, window: opts.ReadyWindow,
+		clusters: &rollout.Clusters{Kubeconfig: cfg.Kubeconfig.File, Timeout: opts.ClusterTimeout},
 		rollouts: server.NewQueue(),
 		plans:    server.NewQueue(),
 		wake:     make(chan struct{}, 1),
@@ -168,6 +160,17 @@ func New(opts Options) (*Agent, error) {
 	if a.identity == "" {
 		host, _ := os.Hostname()
 		a.identity = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	a.driver = &rollout.Driver{
+		Planner: &rollout.Planner{PolicyDirs: cfg.Policies,
+			Budget:          rollout.Budget{Timeout: cfg.Render.Timeout.Duration, MaxObjects: cfg.Render.MaxObjects, MaxBytes: cfg.Render.MaxBytes},
+			Protected:       append([]string{os.Getenv("POD_NAMESPACE")}, cfg.Protection.Namespaces...),
+			AllowNamespaces: cfg.Protection.AllowNamespaces},
+		Clusters: a.clusters,
+		Snapshot: a.snapshotAt,
+		Agent:    a.writer(),
+		Log:      a.log,
+		Now:      a.clock.Now,
 	}
 	a.role.Store("single")
 	a.st.started = time.Now()
@@ -191,7 +194,7 @@ func New(opts Options) (*Agent, error) {
 	// secretRef kubeconfigs live in the agent's own cluster and namespace.
 	if local, err := leaseConfig(cfg.LeaderElection); err == nil {
 		if c, err := client.New(local, client.Options{}); err == nil {
-			a.connector.Local, a.connector.LocalNamespace = c, cfg.LeaderElection.Namespace
+			a.clusters.Local, a.clusters.LocalNamespace = c, cfg.LeaderElection.Namespace
 		}
 	}
 	if cfg.Governance.Dir != "" {
@@ -283,13 +286,6 @@ func (a *Agent) Recheck() {
 	case a.wake <- struct{}{}:
 	default:
 	}
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }
 
 func firstLine(s string) string {

@@ -27,6 +27,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/metrics"
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -184,7 +185,7 @@ func (h *harness) waitRevision(rev string, timeout time.Duration, clusters ...st
 			if rec := h.record(c); rec == nil || rec.Revision != rev || rec.Status != apply.StatusApplied {
 				got := "none"
 				if rec != nil {
-					got = short(rec.Revision) + " " + rec.Status
+					got = source.Short(rec.Revision) + " " + rec.Status
 				}
 				behind = append(behind, c+" at "+got)
 			}
@@ -193,7 +194,7 @@ func (h *harness) waitRevision(rev string, timeout time.Duration, clusters ...st
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("after %s, want every cluster at %s: %s", timeout, short(rev), strings.Join(behind, ", "))
+			h.t.Fatalf("after %s, want every cluster at %s: %s", timeout, source.Short(rev), strings.Join(behind, ", "))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -249,9 +250,9 @@ func TestAgentRollsOutPushes(t *testing.T) {
 	waitRolloutDone(t, a, last)
 	var revisions []string
 	for _, r := range a.Status().Rollouts {
-		revisions = append(revisions, short(r.Revision)+" "+r.Result)
+		revisions = append(revisions, source.Short(r.Revision)+" "+r.Result)
 	}
-	want := []string{short(last) + " done", short(rev1) + " done"}
+	want := []string{source.Short(last) + " done", source.Short(rev1) + " done"}
 	if strings.Join(revisions, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rollouts, newest first:\n%s\nwant one rollout for the ten pushes:\n%s", strings.Join(revisions, "\n"), strings.Join(want, "\n"))
 	}
@@ -379,14 +380,14 @@ func TestAgentSupersedesAfterTheCurrentWave(t *testing.T) {
 
 	for _, c := range []string{"prod", "dr"} {
 		if rec := h.record(c); rec.PreviousRevision != rev1 {
-			t.Errorf("cluster %s went from %s to %s, want from %s: the superseded revision reached it", c, short(rec.PreviousRevision), short(rec.Revision), short(rev1))
+			t.Errorf("cluster %s went from %s to %s, want from %s: the superseded revision reached it", c, source.Short(rec.PreviousRevision), source.Short(rec.Revision), source.Short(rev1))
 		}
 	}
 	waitRolloutDone(t, a, rev3)
 	var got []string
-	want := []string{short(rev3) + " done", short(rev2) + " superseded", short(rev1) + " done"}
+	want := []string{source.Short(rev3) + " done", source.Short(rev2) + " superseded", source.Short(rev1) + " done"}
 	for _, r := range a.Status().Rollouts {
-		got = append(got, short(r.Revision)+" "+r.Result)
+		got = append(got, source.Short(r.Revision)+" "+r.Result)
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rollouts, newest first:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -451,7 +452,7 @@ func TestAgentLeaderElection(t *testing.T) {
 // done: the clusters' records are written before it ends.
 func waitRolloutDone(t *testing.T, a *Agent, rev string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "the rollout of "+short(rev)+" to be done", func() bool {
+	waitFor(t, 30*time.Second, "the rollout of "+source.Short(rev)+" to be done", func() bool {
 		rs := a.Status().Rollouts
 		return len(rs) > 0 && rs[0].Revision == rev && rs[0].Result == "done"
 	})
@@ -746,7 +747,7 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s not held after 30s: %+v", short(rev), st.Rollouts)
+				t.Fatalf("%s not held after 30s: %+v", source.Short(rev), st.Rollouts)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -759,18 +760,18 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 	waitHeld(rev3)
 	for _, c := range []string{"prod", "dr"} {
 		if rec := h.record(c); rec.Revision != rev1 || h.settingsVersion(c) != "1" {
-			t.Fatalf("cluster %s at %s (version %s) during business hours, want %s: the major change rode along", c, short(rec.Revision), h.settingsVersion(c), short(rev1))
+			t.Fatalf("cluster %s at %s (version %s) during business hours, want %s: the major change rode along", c, source.Short(rec.Revision), h.settingsVersion(c), source.Short(rev1))
 		}
 	}
 	if rec := h.record("staging"); len(rec.Change.Commits) != 1 || rec.Change.Commits[0] != rev3 || rec.Change.Base != rev2 {
-		t.Errorf("staging's record carries %v since %s, want %s alone since %s", rec.Change.Commits, short(rec.Change.Base), short(rev3), short(rev2))
+		t.Errorf("staging's record carries %v since %s, want %s alone since %s", rec.Change.Commits, source.Short(rec.Change.Base), source.Short(rev3), source.Short(rev2))
 	}
 
 	clock.Set(time.Date(2026, 11, 25, 18, 0, 1, 0, shanghai))
 	h.waitRevision(rev3, 60*time.Second, "staging", "prod", "dr")
 	rec := h.record("prod")
 	if rec.Change.Category != "major" || len(rec.Change.Commits) != 2 || rec.Change.Commits[1] != rev2 || rec.Change.Base != rev1 || rec.Change.Rules != "base" {
-		t.Errorf("prod's record change = %+v, want major, carrying %s and %s since %s, judged by the base's rules", rec.Change, short(rev3), short(rev2), short(rev1))
+		t.Errorf("prod's record change = %+v, want major, carrying %s and %s since %s, judged by the base's rules", rec.Change, source.Short(rev3), source.Short(rev2), source.Short(rev1))
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/source"
@@ -62,16 +61,11 @@ func (a *Agent) bases(ctx context.Context, f *fleet.Fleet) map[string]string {
 	for i := range f.Clusters {
 		c := &f.Clusters[i]
 		wg.Go(func() {
-			ap, err := a.connectCached(f.Name)(ctx, c)
-			var rec *apply.Record
-			if err == nil {
-				rec, err = ap.ReadRecord(ctx)
-			}
+			rec, err := a.clusters.Record(ctx, f.Name, c)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err != nil:
-				a.clients.forget(f.Name, c.Name)
 				unknown = append(unknown, c.Name)
 			case rec == nil:
 				out[c.Name] = ""
@@ -192,7 +186,7 @@ func (a *Agent) pinnedRules(ctx context.Context) (*trust.Rules, error) {
 		return rules, nil
 	}
 	if rules, err = trust.Load(trust.OriginPinned, snap.Revision, snap.Dir); err != nil {
-		return nil, fmt.Errorf("governance.repo at %s: %w", short(snap.Revision), err)
+		return nil, fmt.Errorf("governance.repo at %s: %w", source.Short(snap.Revision), err)
 	}
 	if err := a.pinSrc.Prune(snap.Revision); err != nil {
 		a.log.Warn("prune governance snapshots", "error", err)
@@ -217,7 +211,7 @@ func (a *Agent) recheckOnNewRules(ctx context.Context) {
 	if err != nil || before == nil || after.Revision == before.Revision {
 		return
 	}
-	a.log.Info("pinned rules changed: judging the current revision again", "governance", a.pinSrc.URL(), "revision", short(after.Revision))
+	a.log.Info("pinned rules changed: judging the current revision again", "governance", a.pinSrc.URL(), "revision", source.Short(after.Revision))
 	a.mu.Lock()
 	a.st.recheck = true
 	a.mu.Unlock()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/metrics"
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // Load test settings. CONVOY_LOAD_SECONDS sets the duration: 3 s in
@@ -236,15 +237,15 @@ func TestWebhookLoad(t *testing.T) {
 	doneCount := map[string]int{}
 	var history []string
 	for _, r := range a.Status().Rollouts {
-		history = append(history, short(r.Revision)+" "+r.Result)
+		history = append(history, source.Short(r.Revision)+" "+r.Result)
 		if r.Result == "done" {
 			if doneCount[r.Revision]++; doneCount[r.Revision] == 2 {
-				t.Errorf("revision %s rolled out twice", short(r.Revision))
+				t.Errorf("revision %s rolled out twice", source.Short(r.Revision))
 			}
 		}
 	}
 	if rs := a.Status().Rollouts; len(rs) == 0 || rs[0].Revision != final || rs[0].Result != "done" {
-		t.Errorf("rollouts, newest first:\n%s\nwant the newest to be %s done", strings.Join(history, "\n"), short(final))
+		t.Errorf("rollouts, newest first:\n%s\nwant the newest to be %s done", strings.Join(history, "\n"), source.Short(final))
 	}
 
 	heapAfter := heapInUse()

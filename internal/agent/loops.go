@@ -189,17 +189,17 @@ func (a *Agent) reconcile(ctx context.Context) {
 	if plan == nil || f == nil {
 		return
 	}
-	runner := &rollout.Runner{Fleet: f, Connect: a.connectCached(f.Name), Agent: "convoy-agent@" + a.identity, Log: a.log, Now: a.clock.Now}
+	runner := &rollout.Runner{Fleet: f, Connect: a.clusters.Cached(f.Name), Agent: a.writer(), Log: a.log, Now: a.clock.Now}
 	out, err := runner.Reconcile(ctx, plan)
 	if out != nil {
 		for _, c := range out.Clusters {
 			if c.Action == rollout.ReconcileFailed {
-				a.clients.forget(f.Name, c.Name)
+				a.clusters.Forget(f.Name, c.Name)
 			}
 		}
 	}
 	if err != nil {
-		a.log.Error("drift correction", "revision", short(plan.Revision), "error", err)
+		a.log.Error("drift correction", "revision", source.Short(plan.Revision), "error", err)
 	}
 	if out != nil {
 		for _, c := range out.Clusters {

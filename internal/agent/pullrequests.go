@@ -53,10 +53,10 @@ func (a *Agent) planPR(ctx context.Context, pr int) error {
 	}
 	head, base := ch.Revision, ch.PullRequest.BaseSHA
 	if _, err := hist.Commit(head); err != nil {
-		return fmt.Errorf("pull request #%d: head %s is not in refs/pull/%d/head yet: %w", pr, short(head), pr, err)
+		return fmt.Errorf("pull request #%d: head %s is not in refs/pull/%d/head yet: %w", pr, source.Short(head), pr, err)
 	}
 	if _, err := hist.Commit(base); err != nil {
-		return fmt.Errorf("pull request #%d: base %s is not on the branch: %w", pr, short(base), err)
+		return fmt.Errorf("pull request #%d: base %s is not on the branch: %w", pr, source.Short(base), err)
 	}
 	// Pull-request snapshots live apart from the rollout's, which are
 	// pruned after each rollout while a plan may be reading its own.
@@ -87,7 +87,7 @@ func (a *Agent) planPR(ctx context.Context, pr int) error {
 	if err != nil {
 		return err
 	}
-	plan, err := a.planner.Plan(ctx, rollout.PlanInput{RepoDir: snap.Dir, Revision: head, Fleet: f, Now: a.clock.Now(),
+	plan, err := a.driver.Planner.Plan(ctx, rollout.PlanInput{RepoDir: snap.Dir, Revision: head, Fleet: f, Now: a.clock.Now(),
 		Basis: func(context.Context, *fleet.Cluster) (*trust.Basis, error) { return basis, nil }})
 	if err != nil {
 		return err

@@ -24,7 +24,7 @@ import (
 // rollout was superseded by one.
 func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snapshot {
 	rev := snap.Revision
-	log := a.log.With("revision", short(rev))
+	log := a.log.With("revision", source.Short(rev))
 	started := a.clock.Now()
 	f, err := fleet.Load(snap.Dir)
 	if err != nil {
@@ -48,19 +48,10 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 	}
 	gh := v.gh
 	a.setReports(v.rules.Fleet)
-	plan, err := a.planner.Plan(ctx, rollout.PlanInput{RepoDir: snap.Dir, Revision: rev, Fleet: f, Now: a.clock.Now(), Basis: v.basis})
-	if err != nil {
-		a.endRollout(ctx, rev, f, nil, nil, started, fmt.Errorf("plan: %w", err), retryablePlan(err))
-		return nil
-	}
-	ch := plan.Change
-	for _, t := range plan.Targets {
-		a.recordDecision(t.Decision)
-	}
-	log.Info("planned", "fleet", f.Name, "verdict", plan.Verdict(), "category", rollout.CategoryOf(ch))
-
+	// The GitHub deployments of a revision are made once: a hold
+	// re-evaluated reuses them, unless GitHub was down when they were.
 	var deployments *rollout.Deployments
-	if gh != nil && plan.Verdict() != policy.Deny {
+	if gh != nil {
 		a.mu.Lock()
 		if a.st.deployedRev == rev {
 			deployments = a.st.deployments
@@ -68,33 +59,27 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 		a.mu.Unlock()
 		if deployments == nil {
 			deployments = &rollout.Deployments{API: gh, Log: a.log}
-			deployments.Start(ctx, plan)    // network calls: outside the lock
-			if deployments.Answered() > 0 { // else GitHub was down: try again next attempt
-				a.mu.Lock()
-				a.st.deployedRev, a.st.deployments = rev, deployments
-				a.mu.Unlock()
-			}
 		}
 	}
 	var newer *source.Snapshot
 	waveStart := map[string]time.Time{}
 	var waveMu sync.Mutex
-	runner := &rollout.Runner{
-		Fleet:    f,
-		Connect:  a.connect(f.Name),
-		Previous: a.renderAt,
-		Agent:    "convoy-agent@" + a.identity,
-		Log:      log,
-		Now:      a.clock.Now,
+	plan, out, err := a.driver.Rollout(ctx, rollout.Request{
+		PlanInput:   rollout.PlanInput{RepoDir: snap.Dir, Revision: rev, Fleet: f, Now: a.clock.Now(), Basis: v.basis},
+		Deployments: deployments,
+		Log:         log,
+		Planned: func(plan *rollout.Plan) {
+			for _, t := range plan.Targets {
+				a.recordDecision(t.Decision)
+			}
+			log.Info("planned", "fleet", f.Name, "verdict", plan.Verdict(), "category", rollout.CategoryOf(plan.Change))
+		},
 		Progress: func(e rollout.Event) {
 			waveMu.Lock()
 			if _, ok := waveStart[e.Wave]; !ok {
 				waveStart[e.Wave] = time.Now()
 			}
 			waveMu.Unlock()
-			if deployments != nil {
-				deployments.Event(ctx, e)
-			}
 			switch e.Step {
 			case "healthy", "skipped", "failed":
 				// The status page shows each cluster as it finishes,
@@ -115,11 +100,16 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 			newer = s
 			return s.Revision, true
 		},
+	})
+	if plan == nil {
+		a.endRollout(ctx, rev, f, nil, nil, started, fmt.Errorf("plan: %w", err), retryablePlan(err))
+		return nil
 	}
-	out, err := runner.Run(ctx, plan)
-	// The rollout may have changed which kinds the clusters serve (CRDs
-	// added, removed, re-scoped): later reads start from fresh discovery.
-	a.clients.forget(f.Name, "")
+	if deployments != nil && deployments.Answered() > 0 {
+		a.mu.Lock()
+		a.st.deployedRev, a.st.deployments = rev, deployments
+		a.mu.Unlock()
+	}
 	if out != nil {
 		for _, c := range out.Clusters {
 			if c.Action == rollout.ActionApplied || c.Action == rollout.ActionRolledBack {
@@ -128,9 +118,6 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 		}
 		for w, t := range waveStart {
 			a.metrics.ObserveWave(w, time.Since(t))
-		}
-		if out.Result == rollout.Superseded && deployments != nil && newer != nil {
-			deployments.Supersede(ctx, out, newer.Revision)
 		}
 	}
 	a.endRollout(ctx, rev, f, plan, out, started, err, retryable(out, err))
@@ -199,7 +186,7 @@ func (a *Agent) endRollout(ctx context.Context, rev string, f *fleet.Fleet, plan
 			reason = out.Reason
 		}
 	}
-	log := a.log.With("revision", short(rev), "result", result)
+	log := a.log.With("revision", source.Short(rev), "result", result)
 	if err != nil && result != string(rollout.Held) && result != string(rollout.Superseded) {
 		log.Error("rollout ended", "reason", reason, "error", err)
 	} else {
@@ -300,7 +287,7 @@ func (a *Agent) reportRollout(ctx context.Context, rev string, f *fleet.Fleet, r
 		state, desc = "failure", result+": "+reason
 	}
 	if err := gh.ReportStatus(ctx, rev, state, desc, "convoy/rollout"); err != nil {
-		a.log.Warn("report rollout status", "revision", short(rev), "error", err)
+		a.log.Warn("report rollout status", "revision", source.Short(rev), "error", err)
 	}
 }
 
@@ -340,6 +327,30 @@ func holdsOf(rev string, plan *rollout.Plan) (time.Time, []server.HoldStatus) {
 	}
 	return earliest, holds
 }
+
+// snapshotAt checks revision out, for rendering it again (rollback).
+func (a *Agent) snapshotAt(ctx context.Context, revision string) (string, error) {
+	src, err := a.sourceAt(revision)
+	if err != nil {
+		return "", err
+	}
+	snap, err := src.Fetch(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	return snap.Dir, nil
+}
+
+// sourceAt is the repository pinned at revision (a SHA or a ref), with the
+// agent's credentials and verification.
+func (a *Agent) sourceAt(revision string) (*source.Source, error) {
+	opt := a.srcOpts
+	opt.Revision = revision
+	return source.New(opt)
+}
+
+// writer names the agent in the clusters' records.
+func (a *Agent) writer() string { return "convoy-agent@" + a.identity }
 
 // pruneBases drops the snapshots of bases no cluster runs any more.
 func (a *Agent) pruneBases(bases map[string]string, rev string) {

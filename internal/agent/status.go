@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/server"
 )
@@ -41,21 +40,16 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	cs := server.ClusterStatus{Name: c.Name, Environment: c.Environment, Region: c.Region}
-	ap, err := a.connectCached(f.Name)(ctx, c)
-	var rec *apply.Record
-	if err == nil {
-		rec, err = ap.ReadRecord(ctx)
-	}
+	rec, err := a.clusters.Record(ctx, f.Name, c)
 	switch {
 	case err != nil:
-		a.clients.forget(f.Name, c.Name)
 		cs.Error = firstLine(err.Error())
 	case rec == nil:
 		cs.Health = "never applied"
 	default:
 		cs.Revision, cs.AppliedAt, cs.Health, cs.Objects = rec.Revision, rec.AppliedAt, rec.Health, len(rec.Inventory)
 		cs.Rules, cs.Base = rec.Change.Rules, rec.Change.Base
-		if rec.Status != apply.StatusApplied {
+		if !rec.Applied() {
 			cs.Health = rec.Status + ": " + rec.Reason
 		}
 		if rec.Corrected > 0 {

@@ -76,6 +76,10 @@ type Record struct {
 	resourceVersion string // for optimistic concurrency on write
 }
 
+// Applied reports whether the record's revision applied and was healthy,
+// rather than failed or rolled back.
+func (r *Record) Applied() bool { return r.Status == StatusApplied }
+
 // RecordChange is the part of the change a record keeps.
 type RecordChange struct {
 	PullRequest int      `json:"pullRequest,omitempty"`

@@ -11,13 +11,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
-	"github.com/convoy-gitops/convoy/internal/fleet"
-	"github.com/convoy-gitops/convoy/internal/policy"
-	"github.com/convoy-gitops/convoy/internal/render"
 	"github.com/convoy-gitops/convoy/internal/rollout"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 type applyFlags struct {
@@ -82,34 +79,23 @@ func runApply(cmd *cobra.Command, fl applyFlags) error {
 	if err != nil {
 		return withCode(ExitError, err)
 	}
-	gh := g.gh
-	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
-	plan, err := planner.Plan(ctx, rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: g.basis.Change, Now: now, Basis: g.basisOf})
-	if err != nil {
-		return withCode(ExitError, err)
-	}
-	connector := &apply.Connector{KubeconfigFile: fl.kubeconfig}
 	prog := newProgress(cmd.ErrOrStderr())
 	defer prog.Stop()
-	var deployments *rollout.Deployments
-	if gh != nil && plan.Verdict() != policy.Deny {
-		deployments = &rollout.Deployments{API: gh}
-		deployments.Start(ctx, plan)
-	}
-	runner := &rollout.Runner{
-		Fleet:      co.Fleet,
-		Connect:    connectFunc(connector, co.Fleet.Name),
-		Previous:   co.renderAt,
-		AllowEmpty: fl.allowEmpty,
+	driver := &rollout.Driver{
+		Planner:    &rollout.Planner{PolicyDirs: fl.policyDirs},
+		Clusters:   &rollout.Clusters{Kubeconfig: fl.kubeconfig},
+		Snapshot:   co.snapshotAt,
 		Agent:      agentIdentity(),
-		Progress: func(e rollout.Event) {
-			prog.Event(e)
-			if deployments != nil {
-				deployments.Event(ctx, e)
-			}
-		},
+		AllowEmpty: fl.allowEmpty,
 	}
-	out, err := runner.Run(ctx, plan)
+	req := rollout.Request{
+		PlanInput: rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: g.basis.Change, Now: now, Basis: g.basisOf},
+		Progress:  prog.Event,
+	}
+	if g.gh != nil {
+		req.Deployments = &rollout.Deployments{API: g.gh}
+	}
+	_, out, err := driver.Rollout(ctx, req)
 	prog.Stop()
 	if out != nil {
 		if werr := writeOutcome(cmd.OutOrStdout(), fl.output, out); werr != nil {
@@ -139,19 +125,14 @@ func rolloutExit(out *rollout.Outcome, err error) error {
 	}
 }
 
-// renderAt renders one cluster at another revision of the same repository,
-// for rollback.
-func (co *checkout) renderAt(ctx context.Context, revision string, c *fleet.Cluster) ([]*unstructured.Unstructured, string, error) {
+// snapshotAt checks out another revision of the same repository, for
+// rollback.
+func (co *checkout) snapshotAt(ctx context.Context, revision string) (string, error) {
 	snap, err := co.History.Snapshot(ctx, revision, co.cacheDir)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	var r render.Renderer
-	res, err := r.ClusterAt(ctx, snap.Dir, c.Name)
-	if err != nil {
-		return nil, "", fmt.Errorf("revision %s: %w", short(revision), err)
-	}
-	return res.Objects, res.Hash, nil
+	return snap.Dir, nil
 }
 
 func writeOutcome(w io.Writer, format string, out *rollout.Outcome) error {
@@ -171,15 +152,8 @@ func writeOutcome(w io.Writer, format string, out *rollout.Outcome) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "rollout of %s: %s\n", short(out.Revision), out.Result)
+	_, err := fmt.Fprintf(w, "rollout of %s: %s\n", source.Short(out.Revision), out.Result)
 	return err
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }
 
 // agentIdentity names the writer in cluster records.
@@ -198,9 +172,4 @@ func parseNow(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--now %q: expected RFC 3339, e.g. 2026-11-25T10:00:00+08:00", s)
 	}
 	return t, nil
-}
-
-// connectFunc reaches a fleet's clusters through connector.
-func connectFunc(connector *apply.Connector, fleetName string) rollout.ConnectFunc {
-	return rollout.Connect(connector, fleetName, 0, nil)
 }

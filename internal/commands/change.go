@@ -14,6 +14,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"github.com/convoy-gitops/convoy/internal/trust"
 )
 
@@ -103,7 +104,7 @@ func judge(ctx context.Context, co *checkout, cf changeFlags) (*gate, error) {
 		fixed, prErr = g.gh.PullRequestChange(ctx, cf.pr)
 		if prErr == nil && cf.base == "" && !co.Plain && !co.Worktree {
 			if base, err = co.History.Resolve(fixed.PullRequest.BaseSHA); err != nil {
-				return nil, fmt.Errorf("--pr %d: its base %s is not in the repository: fetch it, or pass --base", cf.pr, short(fixed.PullRequest.BaseSHA))
+				return nil, fmt.Errorf("--pr %d: its base %s is not in the repository: fetch it, or pass --base", cf.pr, source.Short(fixed.PullRequest.BaseSHA))
 			}
 			if rules, err = judge.RulesAt(ctx, base); err != nil {
 				return nil, err

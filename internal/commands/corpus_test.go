@@ -9,13 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/convoy-gitops/convoy/internal/render"
 	"github.com/convoy-gitops/convoy/internal/testenv"
@@ -170,14 +167,6 @@ func TestInvalidCorpus(t *testing.T) {
 			if after[c.Name]-before[c.Name] == 0 {
 				t.Errorf("cluster %s: no mutating request counted for a rollout that wrote to it", c.Name)
 			}
-			// The short-cut reading of the metric agrees with testenv's.
-			n, err := c.RequestCounts(context.Background(), map[string]string{"dry_run": ""}, "leases", "events")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n.Mutating() != after[c.Name] {
-				t.Errorf("cluster %s: %d mutating requests counted, testenv counts %d", c.Name, after[c.Name], n.Mutating())
-			}
 		}
 	})
 }
@@ -229,16 +218,15 @@ func corpusSettled(t *testing.T, cs *testenv.Clusters) map[string]int {
 
 // corpusWrites counts each cluster's real (not dry-run) writes so far,
 // leaving out leases and events, which the API server writes on its own.
-// It counts what testenv's Cluster.RequestCounts does, but reads only the
-// apiserver_request_total lines of /metrics: parsing the whole page takes
-// over a second under -race, and the corpus reads it twice per case.
 func corpusWrites(t *testing.T, cs *testenv.Clusters) map[string]int {
 	t.Helper()
-	counts := make([]int, len(cs.Items))
+	counts := make([]testenv.Requests, len(cs.Items))
 	errs := make([]error, len(cs.Items))
 	var wg sync.WaitGroup
 	for i, c := range cs.Items {
-		wg.Go(func() { counts[i], errs[i] = corpusMutating(c) })
+		wg.Go(func() {
+			counts[i], errs[i] = c.RequestCounts(context.Background(), map[string]string{"dry_run": ""}, "leases", "events")
+		})
 	}
 	wg.Wait()
 	out := map[string]int{}
@@ -246,54 +234,9 @@ func corpusWrites(t *testing.T, cs *testenv.Clusters) map[string]int {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		out[c.Name] = counts[i]
+		out[c.Name] = counts[i].Mutating()
 	}
 	return out
-}
-
-// corpusMutating sums apiserver_request_total over the mutating verbs of
-// requests that were not dry-runs, except for leases and events.
-func corpusMutating(c *testenv.Cluster) (int, error) {
-	cs, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		return 0, err
-	}
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		return 0, fmt.Errorf("read metrics of cluster %s: %w", c.Name, err)
-	}
-	mutating := map[string]bool{"APPLY": true, "PATCH": true, "CREATE": true, "UPDATE": true,
-		"DELETE": true, "DELETECOLLECTION": true, "POST": true, "PUT": true}
-	n := 0
-	for _, line := range strings.Split(string(raw), "\n") {
-		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
-		if !ok {
-			continue
-		}
-		labelText, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			return 0, fmt.Errorf("cluster %s: unreadable metric line %q", c.Name, line)
-		}
-		labels := map[string]string{}
-		for _, kv := range strings.Split(labelText, ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				labels[k] = strings.Trim(v, `"`)
-			}
-		}
-		switch labels["resource"] {
-		case "", "leases", "events":
-			continue
-		}
-		if labels["dry_run"] != "" || !mutating[labels["verb"]] {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return 0, fmt.Errorf("cluster %s: metric line %q: %w", c.Name, line, err)
-		}
-		n += int(v)
-	}
-	return n, nil
 }
 
 // corpusRunAgent runs convoy run on dir/config.yaml. A config that fails to load

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/policy"
 	"github.com/convoy-gitops/convoy/internal/rollout"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 type planFlags struct {
@@ -89,7 +89,7 @@ func runPlan(cmd *cobra.Command, fl planFlags) error {
 	planner := &rollout.Planner{PolicyDirs: fl.policyDirs}
 	in := rollout.PlanInput{RepoDir: co.Dir, Revision: co.Revision, Fleet: co.Fleet, Change: g.basis.Change, Now: now, Basis: g.basisOf}
 	if fl.kubeconfig != "" {
-		in.Live = connectFunc(&apply.Connector{KubeconfigFile: fl.kubeconfig}, co.Fleet.Name)
+		in.Live = (&rollout.Clusters{Kubeconfig: fl.kubeconfig}).Connect(co.Fleet.Name)
 		in.Warn = func(msg string) { fmt.Fprintf(cmd.ErrOrStderr(), "convoy: %s\n", msg) }
 	}
 	plan, err := planner.Plan(ctx, in)
@@ -154,7 +154,7 @@ func rulesLine(doc rollout.PlanDoc) string {
 		var what string
 		switch c.Rules {
 		case "base":
-			what = "the rules of " + short(c.Base)
+			what = "the rules of " + source.Short(c.Base)
 		case "pinned":
 			what = "the pinned rules (governance.dir)"
 		default:

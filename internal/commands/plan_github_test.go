@@ -2,12 +2,13 @@ package commands
 
 import (
 	"fmt"
-	"github.com/convoy-gitops/convoy/internal/rollout"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/convoy-gitops/convoy/internal/rollout"
 
 	"github.com/google/go-cmp/cmp"
 

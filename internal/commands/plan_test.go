@@ -2,11 +2,12 @@ package commands
 
 import (
 	"encoding/json"
-	"github.com/convoy-gitops/convoy/internal/rollout"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/convoy-gitops/convoy/internal/rollout"
 
 	"github.com/google/go-cmp/cmp"
 )

@@ -132,13 +132,13 @@ func openRepo(ctx context.Context, o repoOptions) (*checkout, error) {
 func (co *checkout) label() string {
 	switch {
 	case co.Worktree && co.Head != "":
-		return "the work tree (uncommitted, on " + short(co.Head) + ")"
+		return "the work tree (uncommitted, on " + source.Short(co.Head) + ")"
 	case co.Worktree:
 		return "the work tree (uncommitted)"
 	case co.Plain:
 		return "the directory (no git repository, no revision)"
 	}
-	return short(co.Revision)
+	return source.Short(co.Revision)
 }
 
 // snapshotCacheDir is where the CLI keeps snapshots between runs.

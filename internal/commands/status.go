@@ -12,6 +12,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/fleet"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // clusterStatus is one cluster's line of convoy status.
@@ -186,7 +187,7 @@ func writeStatus(cmd *cobra.Command, output string, rows []clusterStatus) error 
 			case "bootstrap":
 				changeDesc += ", judged by its own rules (bootstrap)"
 			case "base":
-				changeDesc += ", judged by the rules of " + short(r.Change.Base)
+				changeDesc += ", judged by the rules of " + source.Short(r.Change.Base)
 			case "pinned":
 				changeDesc += ", judged by the pinned rules"
 			}
@@ -205,7 +206,7 @@ func writeStatus(cmd *cobra.Command, output string, rows []clusterStatus) error 
 		if r.Error != "" {
 			status = "error: " + r.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Wave, short(r.Revision), status, r.Health, r.Objects, drift, applied, changeDesc)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Wave, source.Short(r.Revision), status, r.Health, r.Objects, drift, applied, changeDesc)
 	}
 	return tw.Flush()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/agent"
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -91,7 +92,7 @@ func TestSlowAPIServer(t *testing.T) {
 	// The agent does not hang on it: it tries again at a later poll, and
 	// that try times out too.
 	failed := func() int {
-		return strings.Count(a.logs.String(), `msg="rollout ended"`+" revision="+short(rev)+" result=failed")
+		return strings.Count(a.logs.String(), `msg="rollout ended"`+" revision="+source.Short(rev)+" result=failed")
 	}
 	first := failed()
 	waitFor(t, 20*time.Second, "another try while prod is slow", func() bool { return failed() > first })

@@ -10,6 +10,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/agent"
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -51,7 +52,7 @@ func TestTwoAgentsWithoutLeaderElection(t *testing.T) {
 		e.waitRevision(rev, 60*time.Second, clusterNames...)
 		results := map[string]server.RolloutStatus{}
 		for id, a := range agents {
-			results[id] = waitStatus(t, a, 30*time.Second, id+" to finish "+short(rev), func(st server.Status) bool {
+			results[id] = waitStatus(t, a, 30*time.Second, id+" to finish "+source.Short(rev), func(st server.Status) bool {
 				r := lastRollout(st)
 				return r.Revision == rev && r.Finished.After(r.Started) && r.Result != ""
 			}).Rollouts[0]
@@ -81,7 +82,7 @@ func TestTwoAgentsWithoutLeaderElection(t *testing.T) {
 				t.Errorf("cluster %s: record written by %s, want %s alone (the winner)", c, got, winner)
 			}
 		}
-		t.Logf("%s: %s won, %s failed: %s", short(rev), winner, loser, results[loser].Reason)
+		t.Logf("%s: %s won, %s failed: %s", source.Short(rev), winner, loser, results[loser].Reason)
 	}
 
 	round(e.repo.Head(t), http.MethodPost) // both create the record

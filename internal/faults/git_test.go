@@ -9,6 +9,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/agent"
 	"github.com/convoy-gitops/convoy/internal/metrics"
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // TestGitServerDown: after a first good rollout the git server answers 500,
@@ -39,7 +40,7 @@ func TestGitServerDown(t *testing.T) {
 		return strings.Contains(st.Source.Error, "500")
 	})
 	if st.Revision != rev1 {
-		t.Errorf("status revision = %s while git fails, want the last good %s", short(st.Revision), short(rev1))
+		t.Errorf("status revision = %s while git fails, want the last good %s", source.Short(st.Revision), source.Short(rev1))
 	}
 	if n := fetchErrors(t, a.metrics); n < 1 {
 		t.Errorf("convoy_git_fetch_errors_total = %v, want > 0", n)

@@ -16,6 +16,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/agent"
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -64,7 +65,7 @@ func TestGitHubFailures(t *testing.T) {
 	// no cluster got rev, and returns the hold.
 	waitHeld := func(a *running, rev string, reason *regexp.Regexp) {
 		t.Helper()
-		st := waitStatus(t, a, 60*time.Second, "a hold of "+short(rev), func(st server.Status) bool {
+		st := waitStatus(t, a, 60*time.Second, "a hold of "+source.Short(rev), func(st server.Status) bool {
 			return lastRollout(st).Revision == rev && lastRollout(st).Result == "held"
 		})
 		if len(st.Holds) != len(clusterNames) {
@@ -72,12 +73,12 @@ func TestGitHubFailures(t *testing.T) {
 		}
 		for _, h := range st.Holds {
 			if h.Revision != rev || !reason.MatchString(h.Reason) || !strings.Contains(h.Reason, "list pull requests of") {
-				t.Errorf("hold %+v, want %s held because listing its pull requests failed with /%s/", h, short(rev), reason)
+				t.Errorf("hold %+v, want %s held because listing its pull requests failed with /%s/", h, source.Short(rev), reason)
 			}
 		}
 		for _, c := range clusterNames {
 			if rec := e.record(c); rec != nil && rec.Revision == rev {
-				t.Errorf("cluster %s got %s while GitHub failed", c, short(rev))
+				t.Errorf("cluster %s got %s while GitHub failed", c, source.Short(rev))
 			}
 		}
 	}
@@ -93,10 +94,10 @@ func TestGitHubFailures(t *testing.T) {
 				t.Errorf("cluster %s: record change (-want +got):\n%s", c, diff)
 			}
 			if len(got.Commits) == 0 || got.Commits[0] != rev {
-				t.Errorf("cluster %s: record carries %v, want %s first", c, got.Commits, short(rev))
+				t.Errorf("cluster %s: record carries %v, want %s first", c, got.Commits, source.Short(rev))
 			}
 		}
-		waitStatus(t, a, 10*time.Second, short(rev)+" done", func(st server.Status) bool {
+		waitStatus(t, a, 10*time.Second, source.Short(rev)+" done", func(st server.Status) bool {
 			return lastRollout(st).Revision == rev && lastRollout(st).Result == "done" && len(st.Holds) == 0
 		})
 	}
@@ -113,7 +114,7 @@ func TestGitHubFailures(t *testing.T) {
 	}
 	checkDone(a, rev1, 1, s)
 	if n := listPulls(rev1); n != 5 {
-		t.Errorf("pull requests of %s listed %d times, want 5: two held tries of 2 requests, then the one that worked", short(rev1), n)
+		t.Errorf("pull requests of %s listed %d times, want 5: two held tries of 2 requests, then the one that worked", source.Short(rev1), n)
 	}
 
 	// 403 rate limited for 8s, more than the client waits (3s): held until
@@ -131,7 +132,7 @@ func TestGitHubFailures(t *testing.T) {
 	}
 	checkDone(a, rev2, 2, s)
 	if d := time.Since(limited); d < 5*time.Second {
-		t.Errorf("%s rolled out %s after the rate limit began, before its reset (8s) was near", short(rev2), d)
+		t.Errorf("%s rolled out %s after the rate limit began, before its reset (8s) was near", source.Short(rev2), d)
 	}
 
 	// A rate limit that resets in 2s: waited out within the same try.
@@ -141,7 +142,7 @@ func TestGitHubFailures(t *testing.T) {
 	merged(3, rev3)
 	checkDone(a, rev3, 3, s)
 	if i := slices.IndexFunc(a.Status().Rollouts, func(r server.RolloutStatus) bool { return r.Revision == rev3 && r.Result == "held" }); i >= 0 {
-		t.Errorf("%s was held, want the short rate limit waited out: %+v", short(rev3), a.Status().Rollouts[i])
+		t.Errorf("%s was held, want the short rate limit waited out: %+v", source.Short(rev3), a.Status().Rollouts[i])
 	}
 
 	// Slower than the 500ms timeout: held; slow but within it: proceeds.

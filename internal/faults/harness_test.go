@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,13 +17,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/convoy-gitops/convoy/internal/agent"
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/metrics"
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -345,7 +344,7 @@ func (e *env) record(cluster string) *apply.Record {
 // waitRevision waits until each named cluster's record says rev, applied.
 func (e *env) waitRevision(rev string, timeout time.Duration, names ...string) {
 	e.t.Helper()
-	waitFor(e.t, timeout, fmt.Sprintf("%v at %s", names, short(rev)), func() bool {
+	waitFor(e.t, timeout, fmt.Sprintf("%v at %s", names, source.Short(rev)), func() bool {
 		for _, c := range names {
 			if rec := e.record(c); rec == nil || rec.Revision != rev || rec.Status != apply.StatusApplied {
 				return false
@@ -398,12 +397,12 @@ func (e *env) checkAt(cluster, rev string, s state) {
 	want := e.spec.want(cluster, s)
 	rec := e.record(cluster)
 	if rec == nil {
-		e.t.Errorf("cluster %s: no record, want one at %s", cluster, short(rev))
+		e.t.Errorf("cluster %s: no record, want one at %s", cluster, source.Short(rev))
 		return
 	}
 	if rec.Revision != rev || rec.Status != apply.StatusApplied || rec.FailedRevision != "" || rec.Fleet != e.spec.name || rec.Cluster != cluster {
 		e.t.Errorf("cluster %s: record %s/%s at %s status %s failed %q, want %s/%s at %s applied", cluster, rec.Fleet, rec.Cluster,
-			short(rec.Revision), rec.Status, rec.FailedRevision, e.spec.name, cluster, short(rev))
+			source.Short(rec.Revision), rec.Status, rec.FailedRevision, e.spec.name, cluster, source.Short(rev))
 	}
 	if diff := cmp.Diff(want, rec.Inventory); diff != "" {
 		e.t.Errorf("cluster %s: record inventory (-want +got):\n%s", cluster, diff)
@@ -440,7 +439,7 @@ func (e *env) checkAt(cluster, rev string, s state) {
 func (e *env) checkUntouched(cluster string) {
 	e.t.Helper()
 	if rec := e.record(cluster); rec != nil {
-		e.t.Errorf("cluster %s: record at %s, want none", cluster, short(rec.Revision))
+		e.t.Errorf("cluster %s: record at %s, want none", cluster, source.Short(rec.Revision))
 	}
 	if ids, _ := e.live(cluster); len(ids) != 0 {
 		e.t.Errorf("cluster %s: objects %v, want none", cluster, ids)
@@ -449,38 +448,14 @@ func (e *env) checkUntouched(cluster string) {
 
 // writes counts the ConfigMap requests (render objects and records,
 // dry-runs left out) a cluster's API server has answered so far, by verb,
-// from its apiserver_request_total. It reads the same series as
-// testenv's RequestCounts, scanning for them instead of parsing the whole
-// exposition, which takes seconds under the race detector.
+// from its apiserver_request_total.
 func writes(t *testing.T, cluster string) testenv.Requests {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(clusters.Get(cluster).Config)
+	n, err := clusters.Get(cluster).RequestCounts(context.Background(), map[string]string{"resource": "configmaps", "dry_run": ""})
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		t.Fatalf("metrics of cluster %s: %v", cluster, err)
-	}
-	out := testenv.Requests{}
-	for _, line := range strings.Split(string(raw), "\n") {
-		rest, ok := strings.CutPrefix(line, "apiserver_request_total{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok || !strings.Contains(labels, `resource="configmaps"`) || !strings.Contains(labels, `dry_run=""`) {
-			continue
-		}
-		_, verb, _ := strings.Cut(labels, `verb="`)
-		verb, _, _ = strings.Cut(verb, `"`)
-		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			t.Fatalf("metrics of cluster %s: %q: %v", cluster, line, err)
-		}
-		out[verb] += int(n)
-	}
-	return out
+	return n
 }
 
 // allWrites counts writes on every cluster.
@@ -501,11 +476,4 @@ func wroteSince(t *testing.T, before map[string]testenv.Requests) map[string]int
 		out[c] = writes(t, c).Sub(b).Mutating()
 	}
 	return out
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }

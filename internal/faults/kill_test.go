@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
@@ -95,7 +96,7 @@ func TestAgentKilled(t *testing.T) {
 			t.Errorf("killed after prod's apply, not in the middle of it")
 		}
 		if rec := e.record("prod"); rec.Revision != prev {
-			t.Errorf("prod's record at %s when killed mid-apply, want the previous %s", short(rec.Revision), short(prev))
+			t.Errorf("prod's record at %s when killed mid-apply, want the previous %s", source.Short(rec.Revision), source.Short(prev))
 		}
 		converge(rev, s)
 	})
@@ -126,7 +127,7 @@ func TestAgentKilled(t *testing.T) {
 			t.Errorf("killed after prod's prune, not in the middle of it")
 		}
 		if rec := e.record("prod"); rec.Revision != prev || len(rec.Inventory) != len(spec.want("prod", old)) {
-			t.Errorf("prod's record at %s with %d objects when killed mid-prune, want the previous one (%s) with %d", short(rec.Revision), len(rec.Inventory), short(prev), len(spec.want("prod", old)))
+			t.Errorf("prod's record at %s with %d objects when killed mid-prune, want the previous one (%s) with %d", source.Short(rec.Revision), len(rec.Inventory), source.Short(prev), len(spec.want("prod", old)))
 		}
 		converge(rev, s)
 	})

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/convoy-gitops/convoy/internal/change"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // DeploymentAPI is the part of a forge's API that records deployments:
@@ -86,7 +87,7 @@ func (d *Deployments) Supersede(ctx context.Context, out *Outcome, by string) {
 	defer d.mu.Unlock()
 	for _, c := range out.Clusters {
 		if c.Action == ActionUntouched || c.Action == ActionHeld {
-			d.set(ctx, c.Name, "inactive", "superseded by "+short(by))
+			d.set(ctx, c.Name, "inactive", "superseded by "+source.Short(by))
 		}
 	}
 }
@@ -105,6 +106,14 @@ func (d *Deployments) logError(what, cluster string, err error) {
 	if d.Log != nil {
 		d.Log.Warn(what, "cluster", cluster, "error", err)
 	}
+}
+
+// Started reports whether Start ran: the deployments exist on the forge
+// (or it was tried).
+func (d *Deployments) Started() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ids != nil
 }
 
 // Answered counts the clusters whose deployment the forge created or

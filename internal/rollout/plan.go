@@ -23,7 +23,8 @@ import (
 // Planner renders every cluster of a revision and evaluates it against the
 // policies: the first half of every rollout, and all of `convoy plan`.
 type Planner struct {
-	Renderer render.Renderer
+	// Budget bounds each cluster's render.
+	Budget Budget
 	// PolicyDirs are added to the built-in policies and the rules' own
 	// policies/ (the operator's: the agent config's, the CLI's --policies).
 	PolicyDirs []string
@@ -36,6 +37,19 @@ type Planner struct {
 	// AllowNamespaces lifts the protection of these namespaces (the
 	// operator's choice, from the agent config).
 	AllowNamespaces []string
+}
+
+// Budget bounds one cluster's render: its time, its objects and their
+// JSON bytes; a zero field takes render's default (render.DefaultTimeout,
+// DefaultMaxObjects, DefaultMaxBytes).
+type Budget struct {
+	Timeout    time.Duration
+	MaxObjects int
+	MaxBytes   int64
+}
+
+func (p *Planner) renderer() *render.Renderer {
+	return &render.Renderer{Timeout: p.Budget.Timeout, MaxObjects: p.Budget.MaxObjects, MaxBytes: p.Budget.MaxBytes}
 }
 
 // PlanInput is what a plan is made from.
@@ -85,7 +99,7 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 		fixed := &trust.Basis{Rules: rules, Change: in.Change, ChangeErr: in.ChangeErr}
 		basisOf = func(context.Context, *fleet.Cluster) (*trust.Basis, error) { return fixed, nil }
 	}
-	results, err := p.Renderer.All(ctx, in.RepoDir, in.Fleet, nil)
+	results, err := p.renderer().All(ctx, in.RepoDir, in.Fleet, nil)
 	if err != nil {
 		return nil, err
 	}

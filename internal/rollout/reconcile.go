@@ -10,6 +10,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // Reconcile actions in a ReconcileOutcome.
@@ -72,7 +73,7 @@ func (r *Runner) Reconcile(ctx context.Context, plan *Plan) (*ReconcileOutcome, 
 		if r.Log == nil {
 			break
 		}
-		r.Log.Info("reconcile "+c.Action, "fleet", r.Fleet.Name, "cluster", c.Name, "revision", short(plan.Revision),
+		r.Log.Info("reconcile "+c.Action, "fleet", r.Fleet.Name, "cluster", c.Name, "revision", source.Short(plan.Revision),
 			"drifted", len(c.Drifted), "corrected", c.Corrected, "reason", c.Reason, "error", c.Error)
 	}
 	return out, errors.Join(errs...)
@@ -97,7 +98,7 @@ func (r *Runner) reconcileCluster(ctx context.Context, plan *Plan, t *Target) (R
 	case rec == nil:
 		rc.Action, rc.Reason = ReconcileSkipped, "no record: nothing rolled out yet"
 	case rec.Revision != plan.Revision:
-		rc.Action, rc.Reason = ReconcileSkipped, fmt.Sprintf("runs %s, not %s", short(rec.Revision), short(plan.Revision))
+		rc.Action, rc.Reason = ReconcileSkipped, fmt.Sprintf("runs %s, not %s", source.Short(rec.Revision), source.Short(plan.Revision))
 	case rec.Status != apply.StatusApplied:
 		rc.Action, rc.Reason = ReconcileSkipped, "record status is "+rec.Status
 	case rec.RenderHash != t.Hash:

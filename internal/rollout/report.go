@@ -7,6 +7,7 @@ import (
 
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/policy"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // PlanDoc is the JSON of convoy plan (DESIGN.md §5), also posted on pull
@@ -106,7 +107,7 @@ func MessageLines(c PlanCluster) []string {
 func Markdown(doc PlanDoc) string {
 	var b strings.Builder
 	icon := map[policy.Verdict]string{policy.Allow: "✅ allow", policy.Hold: "⏸️ hold", policy.Deny: "⛔ deny"}
-	fmt.Fprintf(&b, "### convoy plan for `%s`: %s\n\n", short(doc.Revision), icon[doc.Verdict])
+	fmt.Fprintf(&b, "### convoy plan for `%s`: %s\n\n", source.Short(doc.Revision), icon[doc.Verdict])
 	fmt.Fprintf(&b, "Change category: **%s**", CategoryOf(doc.Change))
 	if counted := change.Counted(doc.Change, doc.trustedBots); len(counted) > 0 {
 		users := make([]string, len(counted))
@@ -130,7 +131,7 @@ func Markdown(doc PlanDoc) string {
 		}
 		fmt.Fprintf(&b, "\n**%s**", MarkdownText(c.Name))
 		if len(c.Commits) > 1 {
-			fmt.Fprintf(&b, " (carries %d commits since %s)", len(c.Commits), MarkdownText(short(c.Base)))
+			fmt.Fprintf(&b, " (carries %d commits since %s)", len(c.Commits), MarkdownText(source.Short(c.Base)))
 		}
 		b.WriteString("\n")
 		for _, l := range lines {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/source"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -27,10 +28,10 @@ func (r *Runner) rollback(ctx context.Context, start time.Time, plan *Plan, st *
 		st.record = rec
 		return nil
 	}
-	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "rollback", Detail: "to " + short(prev.Revision)})
+	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "rollback", Detail: "to " + source.Short(prev.Revision)})
 	objs, hash, err := r.Previous(ctx, prev.Revision, c)
 	if err != nil {
-		return fmt.Errorf("cluster %s: rollback to %s: render: %w", c.Name, short(prev.Revision), err)
+		return fmt.Errorf("cluster %s: rollback to %s: render: %w", c.Name, source.Short(prev.Revision), err)
 	}
 	res, err := st.applier.Apply(ctx, objs, &apply.Record{Inventory: union(prev.Inventory, st.target.Objects)}, apply.Options{
 		HealthTimeout: r.Fleet.Rollout.HealthTimeout,
@@ -38,7 +39,7 @@ func (r *Runner) rollback(ctx context.Context, start time.Time, plan *Plan, st *
 		AllowEmpty:    true,
 	})
 	if err != nil {
-		return fmt.Errorf("cluster %s: rollback to %s: %w", c.Name, short(prev.Revision), err)
+		return fmt.Errorf("cluster %s: rollback to %s: %w", c.Name, source.Short(prev.Revision), err)
 	}
 	rec := r.failedRecord(plan, st, reason, apply.StatusRolledBack)
 	rec.RenderHash, rec.Inventory, rec.Fingerprints, rec.Hashes = hash, res.Inventory, res.Fingerprints, res.Hashes

@@ -17,6 +17,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/policy"
+	"github.com/convoy-gitops/convoy/internal/source"
 )
 
 // Target is one cluster's part of a rollout: what to apply there and what
@@ -259,9 +260,9 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 	for i, w := range r.Fleet.Rollout.Waves {
 		if i > 0 && r.Superseded != nil {
 			if newer, ok := r.Superseded(); ok {
-				r.emit(start, Event{Wave: w.Name, Step: "superseded", Detail: "by " + short(newer)})
+				r.emit(start, Event{Wave: w.Name, Step: "superseded", Detail: "by " + source.Short(newer)})
 				out.Result, out.Reason = Superseded, "superseded by "+newer+" before wave "+w.Name
-				return out, fmt.Errorf("rollout of %s before wave %s: %w (%s)", short(plan.Revision), w.Name, ErrSuperseded, short(newer))
+				return out, fmt.Errorf("rollout of %s before wave %s: %w (%s)", source.Short(plan.Revision), w.Name, ErrSuperseded, source.Short(newer))
 			}
 		}
 		var held []string
@@ -426,7 +427,7 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 	if r.upToDate(st) {
 		st.out.Action = ActionSkipped
 		if st.record.Revision == plan.Revision {
-			r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "already at " + short(plan.Revision)})
+			r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "already at " + source.Short(plan.Revision)})
 			return nil
 		}
 		// The revision moved but this cluster's render did not: no object
@@ -437,12 +438,12 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 			return err
 		}
 		st.record = rec
-		r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "render unchanged since " + short(rec.PreviousRevision)})
+		r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "skipped", Detail: "render unchanged since " + source.Short(rec.PreviousRevision)})
 		return nil
 	}
 	if rec := st.record; rec != nil && rec.FailedRevision == plan.Revision && rec.Revision != plan.Revision {
 		st.out.Action = ActionFailed
-		st.out.Error = fmt.Sprintf("revision %s failed here before (%s); waiting for a newer commit", short(plan.Revision), rec.Reason)
+		st.out.Error = fmt.Sprintf("revision %s failed here before (%s); waiting for a newer commit", source.Short(plan.Revision), rec.Reason)
 		return fmt.Errorf("cluster %s: %w: %s", c.Name, ErrFailedBefore, st.out.Error)
 	}
 	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "apply", Detail: fmt.Sprintf("%d objects", len(st.target.Objects))})
@@ -475,11 +476,4 @@ func (r *Runner) applyCluster(ctx context.Context, start time.Time, plan *Plan, 
 	st.out.Action = ActionApplied
 	r.emit(start, Event{Wave: c.Wave, Cluster: c.Name, Step: "healthy", Detail: fmt.Sprintf("%d applied, %d pruned", st.out.Applied, st.out.Pruned)})
 	return nil
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }

@@ -130,7 +130,7 @@ func (h *History) Commit(hash string) (Commit, error) {
 	defer h.mu.Unlock()
 	c, err := h.repo.CommitObject(plumbing.NewHash(hash))
 	if err != nil {
-		return Commit{}, fmt.Errorf("commit %s: %w", short(hash), err)
+		return Commit{}, fmt.Errorf("commit %s: %w", Short(hash), err)
 	}
 	return commitInfo(c), nil
 }
@@ -142,7 +142,7 @@ func (h *History) Snapshot(ctx context.Context, hash, cacheDir string) (*Snapsho
 	defer h.mu.Unlock()
 	c, err := h.repo.CommitObject(plumbing.NewHash(hash))
 	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", short(hash), err)
+		return nil, fmt.Errorf("commit %s: %w", Short(hash), err)
 	}
 	w := &Source{cacheDir: cacheDir}
 	dir := w.snapshotDir(hash)
@@ -177,7 +177,7 @@ func (h *History) FirstParents(base, target string, max int) ([]string, error) {
 		}
 		c, err := h.repo.CommitObject(hash)
 		if err != nil {
-			return nil, fmt.Errorf("commit %s: %w", short(hash.String()), err)
+			return nil, fmt.Errorf("commit %s: %w", Short(hash.String()), err)
 		}
 		out = append(out, hash.String())
 		if len(c.ParentHashes) == 0 {
@@ -195,7 +195,7 @@ type TooManyCommits struct {
 }
 
 func (e *TooManyCommits) Error() string {
-	return fmt.Sprintf("%s carries more than %d commits since %s: too many to judge one by one", short(e.Target), e.Max, short(e.Base))
+	return fmt.Sprintf("%s carries more than %d commits since %s: too many to judge one by one", Short(e.Target), e.Max, Short(e.Base))
 }
 
 // maxAncestry bounds the ancestors of a base read to tell a range.
@@ -257,7 +257,7 @@ func (h *History) ChangedFiles(from, to string) ([]string, error) {
 	}
 	changes, err := object.DiffTree(fromTree, toTree)
 	if err != nil {
-		return nil, fmt.Errorf("diff %s..%s: %w", short(from), short(to), err)
+		return nil, fmt.Errorf("diff %s..%s: %w", Short(from), Short(to), err)
 	}
 	set := map[string]bool{}
 	for _, c := range changes {
@@ -282,7 +282,7 @@ func (h *History) FirstParent(hash string) (string, error) {
 	defer h.mu.Unlock()
 	c, err := h.repo.CommitObject(plumbing.NewHash(hash))
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", short(hash), err)
+		return "", fmt.Errorf("commit %s: %w", Short(hash), err)
 	}
 	if len(c.ParentHashes) == 0 {
 		return "", nil
@@ -293,11 +293,11 @@ func (h *History) FirstParent(hash string) (string, error) {
 func (h *History) tree(hash string) (*object.Tree, error) {
 	c, err := h.repo.CommitObject(plumbing.NewHash(hash))
 	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", short(hash), err)
+		return nil, fmt.Errorf("commit %s: %w", Short(hash), err)
 	}
 	t, err := c.Tree()
 	if err != nil {
-		return nil, fmt.Errorf("commit %s: tree: %w", short(hash), err)
+		return nil, fmt.Errorf("commit %s: tree: %w", Short(hash), err)
 	}
 	return t, nil
 }
@@ -336,7 +336,8 @@ func (h *History) Dirty(max int) ([]string, error) {
 // regular file.
 const NotRegular = "\x00not a regular file"
 
-func short(rev string) string {
+// Short cuts a commit SHA to the 12 characters convoy's messages show.
+func Short(rev string) string {
 	if len(rev) > 12 {
 		return rev[:12]
 	}
@@ -360,11 +361,11 @@ func (h *History) ReadFile(hash, path string, max int64) (data []byte, ok bool, 
 		return nil, false, nil
 	}
 	if f.Size > max {
-		return nil, false, fmt.Errorf("%s at %s is %d bytes, over the %d byte limit", path, short(hash), f.Size, max)
+		return nil, false, fmt.Errorf("%s at %s is %d bytes, over the %d byte limit", path, Short(hash), f.Size, max)
 	}
 	s, err := f.Contents()
 	if err != nil {
-		return nil, false, fmt.Errorf("%s at %s: %w", path, short(hash), err)
+		return nil, false, fmt.Errorf("%s at %s: %w", path, Short(hash), err)
 	}
 	return []byte(s), true, nil
 }
@@ -387,11 +388,11 @@ func (h *History) Files(hash, dir string, paths []string, max int64) (map[string
 			return nil
 		}
 		if f.Size > max {
-			return fmt.Errorf("%s at %s is %d bytes, over the %d byte limit", name, short(hash), f.Size, max)
+			return fmt.Errorf("%s at %s is %d bytes, over the %d byte limit", name, Short(hash), f.Size, max)
 		}
 		s, err := f.Contents()
 		if err != nil {
-			return fmt.Errorf("%s at %s: %w", name, short(hash), err)
+			return fmt.Errorf("%s at %s: %w", name, Short(hash), err)
 		}
 		out[name] = []byte(s)
 		return nil

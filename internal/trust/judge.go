@@ -127,10 +127,10 @@ func (j *Judge) RulesAt(ctx context.Context, base string) (*Rules, error) {
 	}
 	snap, err := j.History.Snapshot(ctx, base, j.SnapshotDir)
 	if err != nil {
-		return nil, fmt.Errorf("trusted base %s: %w", short(base), err)
+		return nil, fmt.Errorf("trusted base %s: %w", source.Short(base), err)
 	}
 	if r, err = Load(OriginBase, base, snap.Dir); err != nil {
-		return nil, fmt.Errorf("trusted base %s: %w", short(base), err)
+		return nil, fmt.Errorf("trusted base %s: %w", source.Short(base), err)
 	}
 	j.mu.Lock()
 	if j.rules == nil {
@@ -324,11 +324,4 @@ func mergeStrings(a, b []string) []string {
 	out := slices.Concat(a, b)
 	sort.Strings(out)
 	return slices.Compact(out)
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
 }

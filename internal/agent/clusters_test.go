@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/rollout"
 	"github.com/convoy-gitops/convoy/internal/testenv"
@@ -30,7 +29,7 @@ func TestConnectReusesClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a := &Agent{connector: &apply.Connector{KubeconfigFile: kubeconfig}}
+	a := &Agent{clusters: &rollout.Clusters{Kubeconfig: kubeconfig}}
 	cluster := &fleet.Cluster{Name: "edge", Kubeconfig: fleet.KubeconfigRef{Context: "edge"}}
 	ctx := context.Background()
 	discovery := func() int {
@@ -46,7 +45,7 @@ func TestConnectReusesClients(t *testing.T) {
 	read := func() (rollout.Cluster, int) {
 		t.Helper()
 		before := discovery()
-		ap, err := a.connectCached("demo")(ctx, cluster)
+		ap, err := a.clusters.Cached("demo")(ctx, cluster)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,18 +71,18 @@ func TestConnectReusesClients(t *testing.T) {
 
 	// Another fleet's or cluster's forget keeps it; a rollout's connect
 	// does not use it.
-	a.clients.forget("other", "")
-	a.clients.forget("demo", "other-cluster")
+	a.clusters.Forget("other", "")
+	a.clusters.Forget("demo", "other-cluster")
 	if again, _ := read(); again != first {
 		t.Error("forget of another fleet or cluster dropped this cluster's Applier")
 	}
-	if rollout, err := a.connect("demo")(ctx, cluster); err != nil || rollout == first {
+	if rollout, err := a.clusters.Connect("demo")(ctx, cluster); err != nil || rollout == first {
 		t.Errorf("a rollout's connect: err %v, cached Applier %v; want a new one", err, rollout == first)
 	}
 
 	// After a rollout, or a reconcile or read of this cluster that failed,
 	// the agent forgets it.
-	a.clients.forget("demo", "")
+	a.clusters.Forget("demo", "")
 	fresh, n := read()
 	if fresh == first || n == 0 {
 		t.Errorf("connect after forget: same Applier %v, %d discovery requests; want a new one that discovers", fresh == first, n)
