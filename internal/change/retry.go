@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-github/v60/github"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // call is one GitHub request; it returns go-github's response and error.
@@ -66,7 +68,8 @@ type outcome struct {
 func (g *GitHub) do(ctx context.Context, op string, c call) error {
 	var lastErr error
 	var lastStatus int
-	secondaries := 0
+	backoff := wait.Backoff{Duration: g.backoff, Factor: 2, Steps: math.MaxInt32, Cap: g.maxBackoff}
+	secondary := wait.Backoff{Duration: g.secondary, Factor: 2, Steps: math.MaxInt32, Cap: g.secondary << 6}
 	for try := 1; ; try++ {
 		resp, err := c(ctx)
 		if err == nil {
@@ -84,36 +87,35 @@ func (g *GitHub) do(ctx context.Context, op string, c call) error {
 		if !o.retry {
 			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describe(err))
 		}
-		wait := g.backoffFor(try)
+		pause := backoff.Step()
 		switch {
 		case o.rateLimited && !o.until.IsZero():
-			wait = max(o.until.Sub(now), 0)
-			if wait > g.maxRateWait {
+			pause = max(o.until.Sub(now), 0)
+			if pause > g.maxRateWait {
 				reason := fmt.Sprintf("rate limited until %s, more than %s away", o.until.UTC().Format(time.RFC3339), g.maxRateWait)
 				u := g.unavailable(op, try, lastStatus, true, err, reason)
 				u.RetryAt = o.until
 				return u
 			}
 		case o.secondary:
-			wait = g.secondary << min(secondaries, 6)
-			secondaries++
+			pause = secondary.Step()
 		}
 		if try >= g.tries {
 			u := g.unavailable(op, try, lastStatus, o.rateLimited, err, describe(err)+triesSuffix(try))
 			if o.rateLimited {
-				u.RetryAt = now.Add(wait)
+				u.RetryAt = now.Add(pause)
 			}
 			return u
 		}
-		if deadline, ok := ctx.Deadline(); ok && deadline.Sub(now) < wait {
+		if deadline, ok := ctx.Deadline(); ok && deadline.Sub(now) < pause {
 			reason := describe(err) + triesSuffix(try) + "; the next try would pass the deadline"
 			return g.unavailable(op, try, lastStatus, o.rateLimited, err, reason)
 		}
 		if o.rateLimited {
-			g.log.Warn("GitHub rate limit: waiting before the next try", "op", op, "wait", wait.String(),
-				"until", now.Add(wait).UTC().Format(time.RFC3339), "answer", describe(err))
+			g.log.Warn("GitHub rate limit: waiting before the next try", "op", op, "wait", pause.String(),
+				"until", now.Add(pause).UTC().Format(time.RFC3339), "answer", describe(err))
 		}
-		if err := g.clock.Sleep(ctx, wait); err != nil {
+		if err := g.clock.Sleep(ctx, pause); err != nil {
 			return g.unavailable(op, try, lastStatus, o.rateLimited, err, describeCtx(err, lastErr))
 		}
 	}
@@ -126,15 +128,6 @@ func (g *GitHub) unavailable(op string, tries, status int, rateLimited bool, err
 		op = strings.ReplaceAll(op, g.token, "[redacted]")
 	}
 	return &Unavailable{Op: op, Reason: reason, Status: status, Tries: tries, RateLimited: rateLimited, Err: err}
-}
-
-// backoffFor returns the wait after the try-th failed try: base × 2^(try-1), capped.
-func (g *GitHub) backoffFor(try int) time.Duration {
-	d := g.backoff
-	for i := 1; i < try && d < g.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, g.maxBackoff)
 }
 
 // classify says whether a failed request is worth another try, and when.
