@@ -8,36 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
-	"testing"
 
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
-
-// planeTB is the testing.TB that testenv.Start needs, outside a test:
-// Fatal panics with a planeFailure that startPlanes recovers. Methods that
-// Start does not call are left to the nil embedded TB.
-type planeTB struct {
-	testing.TB
-	dir      string
-	cleanups []func()
-}
-
-type planeFailure struct{ msg string }
-
-func (t *planeTB) Helper()                 {}
-func (t *planeTB) Cleanup(f func())        { t.cleanups = append(t.cleanups, f) }
-func (t *planeTB) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }
-func (t *planeTB) Fatal(a ...any)          { panic(planeFailure{fmt.Sprint(a...)}) }
-func (t *planeTB) Fatalf(f string, a ...any) {
-	panic(planeFailure{fmt.Sprintf(f, a...)})
-}
-func (t *planeTB) TempDir() string {
-	d, err := os.MkdirTemp(t.dir, "planes-")
-	if err != nil {
-		panic(planeFailure{err.Error()})
-	}
-	return d
-}
 
 // planes are fresh control planes (kube-apiserver + etcd from bin/, api
 // flavour) each with a kube-controller-manager running only the deployment
@@ -46,29 +19,27 @@ func (t *planeTB) TempDir() string {
 // node in the way.
 type planes struct {
 	*testenv.Clusters
-	tb    *planeTB
 	procs []*exec.Cmd
 }
 
 // startPlanes starts one plane per name, in parallel.
-func startPlanes(workDir string, names ...string) (p *planes, err error) {
-	tb := &planeTB{dir: workDir}
-	p = &planes{tb: tb}
-	defer func() {
-		if r := recover(); r != nil {
-			f, ok := r.(planeFailure)
-			if !ok {
-				panic(r)
-			}
-			p.Stop()
-			p, err = nil, fmt.Errorf("start control planes %v: %s", names, f.msg)
-		}
-	}()
+func startPlanes(workDir string, names ...string) (*planes, error) {
+	dir, err := os.MkdirTemp(workDir, "planes-")
+	if err != nil {
+		return nil, err
+	}
 	specs := make([]testenv.Spec, len(names))
 	for i, n := range names {
 		specs[i] = testenv.Spec{Name: n, Flavour: testenv.API}
 	}
-	p.Clusters = testenv.Start(tb, specs...)
+	cs, err := testenv.StartClusters(dir, specs...)
+	if err != nil {
+		if cs != nil {
+			_ = cs.Stop()
+		}
+		return nil, fmt.Errorf("start control planes %v: %w", names, err)
+	}
+	p := &planes{Clusters: cs}
 	assets, err := testenv.AssetsDir(false)
 	if err != nil {
 		p.Stop()
@@ -108,10 +79,9 @@ func (p *planes) Stop() {
 		}
 	}
 	p.procs = nil
-	for i := len(p.tb.cleanups) - 1; i >= 0; i-- {
-		p.tb.cleanups[i]()
+	if err := p.Clusters.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: stop control planes:", err)
 	}
-	p.tb.cleanups = nil
 }
 
 // noisy are resources that the planes' own components (the API server's

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -31,51 +32,27 @@ import (
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
 const (
-	testFleet  = "shop"
 	testSecret = "webhook-secret-for-tests"
-	approved   = "\n\nChange-Category: standard\nApproved-by: Bob Reviewer <bob@example.com>\n"
+	approved   = testenv.Approved
 )
 
-// fleetFiles is a three-cluster fleet (canary → primary → dr) whose
-// objects are healthy as soon as they exist, so API-only control planes
-// suffice. window, when set, is added under spec.windows.
-func fleetFiles(window string, bake string) map[string]string {
-	files := map[string]string{
-		"fleet.yaml": `apiVersion: convoy.dev/v1alpha1
-kind: Fleet
-metadata:
-  name: ` + testFleet + `
-spec:
-  timezone: Asia/Shanghai
-  clusters:
-  - {name: staging, environment: staging, region: north, path: clusters/staging, kubeconfig: {context: staging}}
-  - {name: prod, environment: production, region: north, path: clusters/prod, kubeconfig: {context: prod}}
-  - {name: dr, environment: production, region: south, path: clusters/dr, kubeconfig: {context: dr}}
-  rollout:
-    waves:
-    - {name: canary, clusters: [staging]` + bake + `}
-    - {name: primary, clusters: [prod]}
-    - {name: dr, clusters: [dr]}
-    healthTimeout: 30s
-    failFast: true
-` + window + `  change:
-    source: trailers
-`,
-		"base/kustomization.yaml": "resources: [namespace.yaml, settings.yaml]\n",
-		"base/namespace.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
-		"base/settings.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  cluster: ${CLUSTER_NAME}\n  version: \"1\"\n",
-	}
-	for _, c := range []string{"staging", "prod", "dr"} {
-		files["clusters/"+c+"/kustomization.yaml"] = "resources: [../../base]\n"
-	}
-	return files
+// testFleet is the test's fleet on the shared planes (testenv.Fleet), named
+// after the test, in Shanghai's time zone; window, when set, is added
+// under spec.windows; bake is the canary's.
+func testFleet(t *testing.T, window, bake string) testenv.Fleet {
+	return testenv.Fleet{Name: testenv.Name(t), Timezone: "Asia/Shanghai", Windows: window, Bake: bake}
+}
+
+// fleetFiles is the repository of testFleet(t, window, bake) at version 1.
+func fleetFiles(t *testing.T, window, bake string) map[string]string {
+	return testFleet(t, window, bake).Files(1)
 }
 
 // setVersion is a commit's files that change the settings' version.
-func setVersion(v int) map[string]string {
-	return map[string]string{"base/settings.yaml": fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  cluster: ${CLUSTER_NAME}\n  version: \"%d\"\n", v)}
-}
+func setVersion(t *testing.T, v int) map[string]string { return testFleet(t, "", "").Settings(v) }
 
 type harness struct {
 	t        *testing.T
@@ -87,7 +64,7 @@ type harness struct {
 func newHarness(t *testing.T, files map[string]string) *harness {
 	t.Helper()
 	h := &harness{t: t}
-	h.clusters = testenv.Start(t, testenv.Spec{Name: "staging"}, testenv.Spec{Name: "prod"}, testenv.Spec{Name: "dr"})
+	h.clusters = testenv.Shared(t)
 	h.git = testenv.NewGitServer(t)
 	h.repo = h.git.CreateRepo(t, "fleet", "")
 	h.repo.Commit(t, "fleet"+approved, files)
@@ -168,7 +145,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // record returns a cluster's record, nil before the first apply.
 func (h *harness) record(cluster string) *apply.Record {
 	h.t.Helper()
-	rec, err := apply.ReadRecord(context.Background(), h.clusters.Get(cluster).Client, testFleet)
+	rec, err := apply.ReadRecord(context.Background(), h.clusters.Get(cluster).Client, testenv.Name(h.t))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -204,7 +181,7 @@ func (h *harness) waitRevision(rev string, timeout time.Duration, clusters ...st
 func (h *harness) settingsVersion(cluster string) string {
 	h.t.Helper()
 	var cm corev1.ConfigMap
-	if err := h.clusters.Get(cluster).Client.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "settings"}, &cm); err != nil {
+	if err := h.clusters.Get(cluster).Client.Get(context.Background(), client.ObjectKey{Namespace: testenv.Name(h.t), Name: "settings"}, &cm); err != nil {
 		return "missing"
 	}
 	return cm.Data["version"]
@@ -231,14 +208,14 @@ func push(t *testing.T, a *Agent, sha string, delivery int) {
 // without a push (the agent fetches at start); then ten pushes within a
 // second become one rollout, of the newest commit.
 func TestAgentRollsOutPushes(t *testing.T) {
-	h := newHarness(t, fleetFiles("", ""))
+	h := newHarness(t, fleetFiles(t, "", ""))
 	rev1 := h.repo.Head(t)
 	a, _ := h.start(h.config(nil), nil, "agent-1")
 	h.waitRevision(rev1, 60*time.Second, "staging", "prod", "dr")
 
 	var last string
 	for i := 2; i <= 11; i++ {
-		last = h.repo.Commit(t, fmt.Sprintf("version %d%s", i, approved), setVersion(i))
+		last = h.repo.Commit(t, fmt.Sprintf("version %d%s", i, approved), setVersion(t, i))
 		push(t, a, last, i)
 	}
 	h.waitRevision(last, 60*time.Second, "staging", "prod", "dr")
@@ -316,7 +293,7 @@ func TestAgentHoldReleasesItself(t *testing.T) {
 	freeze := `  windows:
   - {name: freeze, kind: deny, schedule: "0 10 * * *", duration: 2h, environments: [production]}
 `
-	h := newHarness(t, fleetFiles(freeze, ""))
+	h := newHarness(t, fleetFiles(t, freeze, ""))
 	rev := h.repo.Head(t)
 	shanghai, err := time.LoadLocation("Asia/Shanghai")
 	if err != nil {
@@ -367,15 +344,15 @@ func TestAgentHoldReleasesItself(t *testing.T) {
 // canary bakes supersedes the rest of the rollout: the canary wave stays
 // done, later waves go straight from the old revision to the newest.
 func TestAgentSupersedesAfterTheCurrentWave(t *testing.T) {
-	h := newHarness(t, fleetFiles("", ", bake: 4s"))
+	h := newHarness(t, fleetFiles(t, "", "4s"))
 	rev1 := h.repo.Head(t)
 	a, _ := h.start(h.config(nil), nil, "agent-1")
 	h.waitRevision(rev1, 60*time.Second, "staging", "prod", "dr")
 
-	rev2 := h.repo.Commit(t, "version 2"+approved, setVersion(2))
+	rev2 := h.repo.Commit(t, "version 2"+approved, setVersion(t, 2))
 	push(t, a, rev2, 2)
 	h.waitRevision(rev2, 60*time.Second, "staging")
-	rev3 := h.repo.Commit(t, "version 3"+approved, setVersion(3)) // during the bake, no push
+	rev3 := h.repo.Commit(t, "version 3"+approved, setVersion(t, 3)) // during the bake, no push
 	h.waitRevision(rev3, 90*time.Second, "staging", "prod", "dr")
 
 	for _, c := range []string{"prod", "dr"} {
@@ -399,10 +376,10 @@ func TestAgentSupersedesAfterTheCurrentWave(t *testing.T) {
 // releases the Lease, the standby takes over and completes the rollout
 // without writing the canary again.
 func TestAgentLeaderElection(t *testing.T) {
-	h := newHarness(t, fleetFiles("", ", bake: 4s"))
+	h := newHarness(t, fleetFiles(t, "", "4s"))
 	rev := h.repo.Head(t)
 	elect := func(c *Config) {
-		c.LeaderElection = LeaderElectionConfig{Enabled: true, Namespace: "default", LeaseName: "convoy-shop",
+		c.LeaderElection = LeaderElectionConfig{Enabled: true, Namespace: "default", LeaseName: "convoy-" + testenv.Name(t),
 			Kubeconfig: h.clusters.KubeconfigFile, Context: "staging",
 			LeaseDuration: Duration{3 * time.Second}, RenewDeadline: Duration{2 * time.Second}, RetryPeriod: Duration{500 * time.Millisecond}}
 	}
@@ -411,8 +388,8 @@ func TestAgentLeaderElection(t *testing.T) {
 	ctx := context.Background()
 
 	a, stopA := h.start(h.config(elect), nil, "agent-a")
-	waitFor(t, 30*time.Second, "agent-a leads", func() bool {
-		id, _ := LeaseHolder(ctx, cs, "default", "convoy-shop")
+	testenv.WaitFor(t, 30*time.Second, "agent-a leads", func() bool {
+		id, _ := LeaseHolder(ctx, cs, "default", "convoy-"+testenv.Name(t))
 		return id == "agent-a"
 	})
 	b, _ := h.start(h.config(elect), nil, "agent-b")
@@ -432,7 +409,7 @@ func TestAgentLeaderElection(t *testing.T) {
 		t.Fatalf("agent-a applied prod after it was stopped during the canary's bake: %+v", rec)
 	}
 	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr")
-	if id, _ := LeaseHolder(ctx, cs, "default", "convoy-shop"); id != "agent-b" {
+	if id, _ := LeaseHolder(ctx, cs, "default", "convoy-"+testenv.Name(t)); id != "agent-b" {
 		t.Errorf("lease holder = %q, want agent-b", id)
 	}
 	after, err := staging.RequestCounts(ctx, map[string]string{"resource": "configmaps", "dry_run": ""})
@@ -452,21 +429,10 @@ func TestAgentLeaderElection(t *testing.T) {
 // done: the clusters' records are written before it ends.
 func waitRolloutDone(t *testing.T, a *Agent, rev string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "the rollout of "+source.Short(rev)+" to be done", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the rollout of "+source.Short(rev)+" to be done", func() bool {
 		rs := a.Status().Rollouts
 		return len(rs) > 0 && rs[0].Revision == rev && rs[0].Result == "done"
 	})
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // TestAgentKilledMidRolloutResumes: `convoy run` killed with SIGKILL while
@@ -474,19 +440,12 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // in-cluster records without writing the canary again. Its logs (JSON)
 // never carry the git token or the webhook secret.
 func TestAgentKilledMidRolloutResumes(t *testing.T) {
-	h := newHarness(t, fleetFiles("", ", bake: 5s"))
+	h := newHarness(t, fleetFiles(t, "", "5s"))
 	const gitToken = "git-token-never-logged"
 	h.git.RequireBasicAuth("convoy", gitToken)
 	rev := h.repo.Head(t)
 
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "convoy")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd/convoy")).CombinedOutput(); err != nil {
-		t.Fatalf("build convoy: %v\n%s", err, out)
-	}
+	bin := testenv.Convoy(t)
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -601,7 +560,7 @@ func deliver(t *testing.T, a *Agent, event, body string, delivery int) {
 // status and one comment; a review requesting changes re-plans and edits
 // that comment.
 func TestAgentPlansPullRequests(t *testing.T) {
-	files := fleetFiles("", "")
+	files := fleetFiles(t, "", "")
 	files["fleet.yaml"] = strings.Replace(files["fleet.yaml"], "    source: trailers\n", "    source: github\n    github: {owner: acme, repo: fleet}\n", 1)
 	h := newHarness(t, files)
 	gh := testenv.NewFakeGitHub(t)
@@ -613,7 +572,7 @@ func TestAgentPlansPullRequests(t *testing.T) {
 	// The pull request's head, served as refs/pull/7/head as GitHub does.
 	base := h.repo.Head(t)
 	h.repo.Git(t, "checkout", "--quiet", "-b", "feature")
-	if err := os.WriteFile(filepath.Join(h.repo.WorkDir, "base/settings.yaml"), []byte(setVersion(2)["base/settings.yaml"]), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(h.repo.WorkDir, "base/settings.yaml"), []byte(setVersion(t, 2)["base/settings.yaml"]), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.repo.Git(t, "commit", "--quiet", "-am", "version 2")
@@ -642,7 +601,7 @@ func TestAgentPlansPullRequests(t *testing.T) {
 		return states
 	}
 	// The status is set before the comment is written: wait for both.
-	waitFor(t, 60*time.Second, "a plan status and comment on the pull request", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "a plan status and comment on the pull request", func() bool {
 		return len(planStates()) == 1 && len(gh.Comments(7)) == 1
 	})
 	if got := planStates(); got[0] != "success" {
@@ -655,7 +614,7 @@ func TestAgentPlansPullRequests(t *testing.T) {
 	gh.AddReview(7, testenv.Review{User: "carol", State: "CHANGES_REQUESTED", SubmittedAt: at.Add(time.Hour)})
 	review := strings.Replace(pr("submitted"), `"number":7,"pull_request"`, `"review":{"state":"changes_requested","user":{"login":"carol"}},"pull_request"`, 1)
 	deliver(t, a, "pull_request_review", review, 2)
-	waitFor(t, 60*time.Second, "a second plan status and the comment edited", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "a second plan status and the comment edited", func() bool {
 		c := gh.Comments(7)
 		return len(planStates()) == 2 && len(c) == 1 && c[0].Edits == 1
 	})
@@ -685,7 +644,7 @@ func TestAgentPlansPullRequests(t *testing.T) {
 	statuses := len(gh.Statuses())
 	deliver(t, a, "pull_request", strings.ReplaceAll(pr("opened"), `"number":7`, `"number":8`), 3)
 	deliver(t, a, "pull_request", pr("synchronize"), 4)
-	waitFor(t, 60*time.Second, "pull request 7 planned a third time", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "pull request 7 planned a third time", func() bool {
 		return requests("GET /repos/acme/fleet/issues/7/comments") > before
 	})
 	if n := requests("GET /repos/acme/fleet/issues/8/comments"); n != 0 {
@@ -704,7 +663,7 @@ func TestAgentPlansPullRequests(t *testing.T) {
 // both; production stays held while any commit it would receive is held,
 // and once business hours end it receives both at once.
 func TestAgentJudgesEveryCommit(t *testing.T) {
-	h := newHarness(t, fleetFiles("", ""))
+	h := newHarness(t, fleetFiles(t, "", ""))
 	rev1 := h.repo.Head(t)
 	shanghai, err := time.LoadLocation("Asia/Shanghai")
 	if err != nil {
@@ -718,7 +677,7 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 	if rec := h.record("prod"); rec.Change.Rules != "bootstrap" || rec.Change.Base != "" {
 		t.Errorf("first rollout's record: rules %q, base %q; want bootstrap, none", rec.Change.Rules, rec.Change.Base)
 	}
-	waitFor(t, 10*time.Second, "bootstrap in the status", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "bootstrap in the status", func() bool {
 		for _, w := range a.Status().Waves {
 			for _, c := range w.Clusters {
 				if c.Name == "prod" && c.Rules == "bootstrap" {
@@ -730,7 +689,7 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 	})
 
 	major := "version 2\n\n## Rollback\nRevert it.\n\nChange-Category: major\nApproved-by: Bob Reviewer <bob@example.com>\nApproved-by: Carol <carol@example.com>\n"
-	rev2 := h.repo.Commit(t, major, setVersion(2))
+	rev2 := h.repo.Commit(t, major, setVersion(t, 2))
 	push(t, a, rev2, 2)
 	h.waitRevision(rev2, 60*time.Second, "staging")
 	waitHeld := func(rev string) {
@@ -754,7 +713,7 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 	}
 	waitHeld(rev2)
 
-	rev3 := h.repo.Commit(t, "version 3"+approved, setVersion(3))
+	rev3 := h.repo.Commit(t, "version 3"+approved, setVersion(t, 3))
 	push(t, a, rev3, 3)
 	h.waitRevision(rev3, 60*time.Second, "staging")
 	waitHeld(rev3)
@@ -785,7 +744,7 @@ func TestAgentLongHoldPostsStatusOnChange(t *testing.T) {
 	freeze := `  windows:
   - {name: freeze, kind: deny, schedule: "0 0 1 12 *", duration: 100h, environments: [production]}
 `
-	files := fleetFiles(freeze, "")
+	files := fleetFiles(t, freeze, "")
 	files["fleet.yaml"] = strings.Replace(files["fleet.yaml"], "    source: trailers\n", "    source: github\n    github: {owner: acme, repo: fleet}\n", 1)
 	h := newHarness(t, files)
 	rev := h.repo.Head(t)
@@ -819,23 +778,23 @@ func TestAgentLongHoldPostsStatusOnChange(t *testing.T) {
 		st := a.Status()
 		return len(st.Rollouts) > 0 && st.Rollouts[0].Result == "held" && st.Rollouts[0].Finished.Equal(t)
 	}
-	waitFor(t, 60*time.Second, "the first hold", func() bool { return len(rolloutStatuses()) == 1 && evaluatedAt(start) })
+	testenv.WaitFor(t, 60*time.Second, "the first hold", func() bool { return len(rolloutStatuses()) == 1 && evaluatedAt(start) })
 	// Every five minutes for 100 hours the agent re-evaluates the hold.
 	steps := 0
 	for now := start.Add(5 * time.Minute); now.Before(start.Add(10*time.Hour + time.Minute)); now = now.Add(5 * time.Minute) {
 		clock.Set(now)
-		waitFor(t, 30*time.Second, "a re-evaluation at "+now.Format(time.Kitchen), func() bool { return evaluatedAt(now) })
+		testenv.WaitFor(t, 30*time.Second, "a re-evaluation at "+now.Format(time.Kitchen), func() bool { return evaluatedAt(now) })
 		steps++
 	}
 	late := start.Add(99 * time.Hour)
 	clock.Set(late)
-	waitFor(t, 30*time.Second, "a re-evaluation 99 hours in", func() bool { return evaluatedAt(late) })
+	testenv.WaitFor(t, 30*time.Second, "a re-evaluation 99 hours in", func() bool { return evaluatedAt(late) })
 	if got := rolloutStatuses(); len(got) != 1 || got[0] != "pending" {
 		t.Errorf("after %d re-evaluations: statuses %v, want one pending", steps+1, got)
 	}
 	clock.Set(start.Add(100 * time.Hour))
 	h.waitRevision(rev, 60*time.Second, "staging", "prod", "dr")
-	waitFor(t, 30*time.Second, "the success status", func() bool { return len(rolloutStatuses()) == 2 })
+	testenv.WaitFor(t, 30*time.Second, "the success status", func() bool { return len(rolloutStatuses()) == 2 })
 	if got := rolloutStatuses(); got[1] != "success" {
 		t.Errorf("statuses %v, want pending then success", got)
 	}
@@ -849,13 +808,13 @@ func TestAgentLongHoldPostsStatusOnChange(t *testing.T) {
 // count there: the next poll sees the pinned rules moved and judges the
 // revision again.
 func TestAgentPinnedGovernanceRepo(t *testing.T) {
-	files := fleetFiles("", "")
+	files := fleetFiles(t, "", "")
 	files["fleet.yaml"] += "  policy:\n    data:\n      approvals: {standard: 0}\n"
 	h := newHarness(t, files)
 	rev := h.repo.Head(t)
 	rules := h.git.CreateRepo(t, "governance", "")
 	pinned := func(n int) map[string]string {
-		return map[string]string{"fleet.yaml": strings.Replace(fleetFiles("", "")["fleet.yaml"], "    source: trailers\n",
+		return map[string]string{"fleet.yaml": strings.Replace(fleetFiles(t, "", "")["fleet.yaml"], "    source: trailers\n",
 			fmt.Sprintf("    source: trailers\n  policy:\n    data:\n      approvals: {standard: %d}\n", n), 1)}
 	}
 	rules.Commit(t, "two approvals for standard changes", pinned(2))
@@ -863,7 +822,7 @@ func TestAgentPinnedGovernanceRepo(t *testing.T) {
 		c.Governance.Repo, c.Governance.Ref = rules.URL, "main"
 		c.Repo.PollInterval.Duration = time.Second
 	}), nil, "agent-1")
-	waitFor(t, 60*time.Second, "a deny by the pinned rules", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "a deny by the pinned rules", func() bool {
 		st := a.Status()
 		return len(st.Rollouts) > 0 && st.Rollouts[0].Result == "denied" && strings.Contains(st.Rollouts[0].Reason, "standard change needs 2 approvals, has 1")
 	})
@@ -880,7 +839,7 @@ func TestAgentPinnedGovernanceRepo(t *testing.T) {
 // TestAgentSecretRefKubeconfig: a cluster reached through a kubeconfig kept
 // in a labelled Secret of the agent's own cluster and namespace.
 func TestAgentSecretRefKubeconfig(t *testing.T) {
-	files := fleetFiles("", "")
+	files := fleetFiles(t, "", "")
 	files["fleet.yaml"] = strings.Replace(files["fleet.yaml"], "kubeconfig: {context: prod}",
 		"kubeconfig: {secretRef: {name: prod-kubeconfig, namespace: convoy-system, key: kubeconfig}}", 1)
 	h := newHarness(t, files)
@@ -904,7 +863,7 @@ func TestAgentSecretRefKubeconfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := home.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "convoy-system"}}); err != nil {
+	if err := home.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "convoy-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	if err := home.Client.Create(ctx, &corev1.Secret{

@@ -19,8 +19,8 @@ import (
 // cluster (not of another) and one after a failed status read. Discovery
 // requests are counted by the API server's own apiserver_request_total.
 func TestConnectReusesClients(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
-	c := cs.Items[0]
+	cs := testenv.Shared(t)
+	c := cs.Get("staging")
 	// Two proxies in front of the same API server: two endpoints of one
 	// cluster. The kubeconfig names the first, later the second.
 	p1, p2 := testenv.NewAPIProxy(t, c), testenv.NewAPIProxy(t, c)
@@ -30,7 +30,7 @@ func TestConnectReusesClients(t *testing.T) {
 	}
 
 	a := &Agent{clusters: &rollout.Clusters{Kubeconfig: kubeconfig}}
-	cluster := &fleet.Cluster{Name: "edge", Kubeconfig: fleet.KubeconfigRef{Context: "edge"}}
+	cluster := &fleet.Cluster{Name: "staging", Kubeconfig: fleet.KubeconfigRef{Context: "staging"}}
 	ctx := context.Background()
 	discovery := func() int {
 		t.Helper()
@@ -45,7 +45,7 @@ func TestConnectReusesClients(t *testing.T) {
 	read := func() (rollout.Cluster, int) {
 		t.Helper()
 		before := discovery()
-		ap, err := a.clusters.Cached("demo")(ctx, cluster)
+		ap, err := a.clusters.Cached(testenv.Name(t))(ctx, cluster)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,17 +72,17 @@ func TestConnectReusesClients(t *testing.T) {
 	// Another fleet's or cluster's forget keeps it; a rollout's connect
 	// does not use it.
 	a.clusters.Forget("other", "")
-	a.clusters.Forget("demo", "other-cluster")
+	a.clusters.Forget(testenv.Name(t), "other-cluster")
 	if again, _ := read(); again != first {
 		t.Error("forget of another fleet or cluster dropped this cluster's Applier")
 	}
-	if rollout, err := a.clusters.Connect("demo")(ctx, cluster); err != nil || rollout == first {
+	if rollout, err := a.clusters.Connect(testenv.Name(t))(ctx, cluster); err != nil || rollout == first {
 		t.Errorf("a rollout's connect: err %v, cached Applier %v; want a new one", err, rollout == first)
 	}
 
 	// After a rollout, or a reconcile or read of this cluster that failed,
 	// the agent forgets it.
-	a.clusters.Forget("demo", "")
+	a.clusters.Forget(testenv.Name(t), "")
 	fresh, n := read()
 	if fresh == first || n == 0 {
 		t.Errorf("connect after forget: same Applier %v, %d discovery requests; want a new one that discovers", fresh == first, n)
@@ -102,7 +102,7 @@ func TestConnectReusesClients(t *testing.T) {
 	// A status read that fails (the endpoint down) drops the entry: the
 	// read once the endpoint is back starts afresh.
 	p2.Down()
-	if st := a.clusterStatus(ctx, &fleet.Fleet{Name: "demo"}, cluster); st.Error == "" {
+	if st := a.clusterStatus(ctx, &fleet.Fleet{Name: testenv.Name(t)}, cluster); st.Error == "" {
 		t.Fatal("status read with the endpoint down: no error")
 	}
 	if err := p2.Up(); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/metrics"
 	"github.com/convoy-gitops/convoy/internal/server"
 	"github.com/convoy-gitops/convoy/internal/source"
+	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
 // Load test settings. CONVOY_LOAD_SECONDS sets the duration: 3 s in
@@ -72,7 +73,7 @@ func TestWebhookLoad(t *testing.T) {
 		}
 		seconds = n
 	}
-	h := newHarness(t, fleetFiles("", ""))
+	h := newHarness(t, fleetFiles(t, "", ""))
 	rev1 := h.repo.Head(t)
 	cfg := h.config(nil) // listens on 127.0.0.1:0
 	// Only errors reach the test log: a line per delivery would be the
@@ -85,7 +86,7 @@ func TestWebhookLoad(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	waitFor(t, 10*time.Second, "the agent's HTTP server", func() bool { return a.Addr() != "" })
+	testenv.WaitFor(t, 10*time.Second, "the agent's HTTP server", func() bool { return a.Addr() != "" })
 	addr := a.Addr()
 	t.Cleanup(func() {
 		cancel()
@@ -115,7 +116,7 @@ func TestWebhookLoad(t *testing.T) {
 	go func() {
 		defer close(committed)
 		for v := 2; loadCtx.Err() == nil; v++ {
-			sha := h.repo.Commit(t, fmt.Sprintf("version %d%s", v, approved), setVersion(v))
+			sha := h.repo.Commit(t, fmt.Sprintf("version %d%s", v, approved), setVersion(t, v))
 			commits = append(commits, sha)
 			head.Store(sha)
 			select {

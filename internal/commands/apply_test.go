@@ -436,14 +436,7 @@ func TestApplyFleet(t *testing.T) {
 	// 6. A `convoy apply` process killed with SIGKILL after its first wave:
 	// the next run completes the rollout without writing the finished
 	// cluster again.
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "convoy")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd/convoy")).CombinedOutput(); err != nil {
-		t.Fatalf("build convoy: %v\n%s", err, out)
-	}
+	bin := testenv.Convoy(t)
 	rev6 := e.commit("label the namespace", map[string]string{
 		"environments/base/namespace.yaml": strings.Replace(e.read("environments/base/namespace.yaml"), "labels:\n", "labels:\n    owner: platform-team\n", 1),
 	})

@@ -247,7 +247,7 @@ func corpusRunAgent(t *testing.T, dir, kubeconfig string) (int, string) {
 	t.Helper()
 	config := filepath.Join(dir, "config.yaml")
 	var stdout bytes.Buffer
-	var stderr corpusBuffer
+	var stderr testenv.LogBuffer
 	if filepath.Base(dir) != "agent-unsigned-commit" {
 		code := Execute([]string{"run", "--config", config}, &stdout, &stderr)
 		return code, stderr.String()
@@ -348,24 +348,6 @@ func corpusSymlink(t *testing.T, target, link string) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// corpusBuffer is a bytes.Buffer safe for the agent's concurrent log writes.
-type corpusBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *corpusBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *corpusBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestPlanMasksSecretsInPolicyMessages: policies see every rendered object,

@@ -17,6 +17,8 @@ import (
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
 func init() {
 	// Other golden tests of this package may define -update too.
 	if flag.Lookup("update") == nil {

@@ -21,7 +21,7 @@ func TestAPIServerDownMidRollout(t *testing.T) {
 	s := state{version: 1}
 	e := newEnv(t, spec, s)
 	rev := e.repo.Head(t)
-	prod := testenv.NewAPIProxy(t, clusters.Get("prod"))
+	prod := testenv.NewAPIProxy(t, testenv.Shared(t).Get("prod"))
 	start := allWrites(t)
 	a := e.start(e.config(kubeconfig(t, prod), time.Hour, ""), "agent-1", agent.Options{})
 
@@ -72,7 +72,7 @@ func TestSlowAPIServer(t *testing.T) {
 	s := state{version: 1}
 	e := newEnv(t, spec, s)
 	rev := e.repo.Head(t)
-	prod := testenv.NewAPIProxy(t, clusters.Get("prod"))
+	prod := testenv.NewAPIProxy(t, testenv.Shared(t).Get("prod"))
 	a := e.start(e.config(kubeconfig(t, prod), time.Second, ""), "agent-1", agent.Options{ClusterTimeout: 2 * time.Second})
 
 	e.waitRevision(rev, 60*time.Second, "staging")
@@ -95,7 +95,7 @@ func TestSlowAPIServer(t *testing.T) {
 		return strings.Count(a.logs.String(), `msg="rollout ended"`+" revision="+source.Short(rev)+" result=failed")
 	}
 	first := failed()
-	waitFor(t, 20*time.Second, "another try while prod is slow", func() bool { return failed() > first })
+	testenv.WaitFor(t, 20*time.Second, "another try while prod is slow", func() bool { return failed() > first })
 	if st := a.Status(); lastRollout(st).Result != "failed" {
 		t.Errorf("while prod is slow: last rollout %+v, want failed", lastRollout(st))
 	}

@@ -26,7 +26,7 @@ func TestTwoAgentsWithoutLeaderElection(t *testing.T) {
 	spec := fleetSpec{name: "twoagents"}
 	s := state{version: 1}
 	e := newEnv(t, spec, s)
-	staging := testenv.NewAPIProxy(t, clusters.Get("staging"))
+	staging := testenv.NewAPIProxy(t, testenv.Shared(t).Get("staging"))
 	recordPath := "/api/v1/namespaces/" + apply.StateNamespace + "/configmaps"
 	holdRecordWrites := func() {
 		staging.Hold(func(r *http.Request) bool {
@@ -42,7 +42,7 @@ func TestTwoAgentsWithoutLeaderElection(t *testing.T) {
 
 	round := func(rev, verb string) {
 		t.Helper()
-		waitFor(t, 60*time.Second, "both agents' record writes held at the proxy", func() bool { return len(staging.Held()) == 2 })
+		testenv.WaitFor(t, 60*time.Second, "both agents' record writes held at the proxy", func() bool { return len(staging.Held()) == 2 })
 		for _, h := range staging.Held() {
 			if !strings.HasPrefix(h, verb+" ") {
 				t.Errorf("held %s, want a %s of the record", h, verb)

@@ -10,6 +10,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/metrics"
 	"github.com/convoy-gitops/convoy/internal/server"
 	"github.com/convoy-gitops/convoy/internal/source"
+	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
 // TestGitServerDown: after a first good rollout the git server answers 500,
@@ -25,7 +26,7 @@ func TestGitServerDown(t *testing.T) {
 	e := newEnv(t, spec, s1)
 	rev1 := e.repo.Head(t)
 	const window = 5 * time.Second
-	a := e.start(e.config(clusters.KubeconfigFile, time.Second, ""), "agent-1", agent.Options{ReadyWindow: window})
+	a := e.start(e.config(testenv.Shared(t).KubeconfigFile, time.Second, ""), "agent-1", agent.Options{ReadyWindow: window})
 	e.waitRevision(rev1, 60*time.Second, clusterNames...)
 	waitStatus(t, a, 10*time.Second, "rev1 done", func(st server.Status) bool { return lastRollout(st).Result == "done" })
 	if err := a.Ready(); err != nil {
@@ -53,7 +54,7 @@ func TestGitServerDown(t *testing.T) {
 	waitStatus(t, a, 20*time.Second, "the 503 in the status", func(st server.Status) bool {
 		return strings.Contains(st.Source.Error, "503")
 	})
-	waitFor(t, 3*window, "Ready to fail", func() bool { return a.Ready() != nil })
+	testenv.WaitFor(t, 3*window, "Ready to fail", func() bool { return a.Ready() != nil })
 	if err := a.Ready(); !strings.Contains(err.Error(), "git: no successful fetch for") || !strings.Contains(err.Error(), "503") {
 		t.Errorf("Ready after the window = %v, want the time since the last success and the 503", err)
 	}

@@ -56,7 +56,7 @@ func TestGitHubFailures(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := e.config(clusters.KubeconfigFile, time.Second, fmt.Sprintf("github: {api: %q, tokenFile: %q}\n", gh.URL(), tokenFile))
+	cfg := e.config(testenv.Shared(t).KubeconfigFile, time.Second, fmt.Sprintf("github: {api: %q, tokenFile: %q}\n", gh.URL(), tokenFile))
 	if cfg.HoldRecheck.Duration != agent.DefaultHoldRecheck {
 		t.Fatalf("holdRecheck = %s, want the default %s: a GitHub hold must not wait for it", cfg.HoldRecheck.Duration, agent.DefaultHoldRecheck)
 	}

@@ -1,12 +1,10 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -27,60 +25,16 @@ import (
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
-// The control planes every test shares: API-only, one per wave. Tests run
-// one after the other and each uses its own fleet (record convoy-<fleet>)
-// and namespace, so request counts taken within a test are its own.
-var (
-	clusters  *testenv.Clusters
-	convoyBin string // `convoy` built for the tests that kill it
-	buildErr  error
-)
+// The tests share the package's control planes (testenv.Shared: staging,
+// prod, dr). They run one after the other and each uses its own fleet
+// (record convoy-<fleet>) and namespace, so request counts taken within a
+// test are its own.
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 var clusterNames = []string{"staging", "prod", "dr"}
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	base, err := os.MkdirTemp("", "convoy-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(base)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		root, err := testenv.ModuleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		convoyBin = filepath.Join(base, "convoy")
-		if out, err := exec.Command("go", "build", "-o", convoyBin, filepath.Join(root, "cmd/convoy")).CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build convoy: %v\n%s", err, out)
-		}
-	}()
-	cs, err := testenv.StartClusters(base, testenv.Spec{Name: "staging"}, testenv.Spec{Name: "prod"}, testenv.Spec{Name: "dr"})
-	wg.Wait()
-	if cs != nil {
-		defer func() {
-			if err := cs.Stop(); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-			}
-		}()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	clusters = cs
-	return m.Run()
-}
-
-// fleetSpec is a three-cluster fleet (canary staging → primary prod → dr)
-// whose objects are healthy as soon as they exist. name is the fleet's and
-// its namespace's name.
+// fleetSpec is testenv.Fleet with the faults' variations. name is the
+// fleet's and its namespace's name.
 type fleetSpec struct {
 	name   string
 	bake   string // the canary's bake, "" for none
@@ -94,62 +48,28 @@ type state struct {
 	big     int
 }
 
-const approved = "\n\nChange-Category: standard\nApproved-by: Bob Reviewer <bob@example.com>\n"
+const approved = testenv.Approved
 
 // files are the repository's files for s.
 func (f fleetSpec) files(s state) map[string]string {
-	bake := ""
-	if f.bake != "" {
-		bake = ", bake: " + f.bake
-	}
-	change := "    source: trailers\n"
+	fl := testenv.Fleet{Name: f.name, Bake: f.bake, HealthTimeout: "20s"}
 	if f.github {
-		change = "    source: github\n    github: {owner: " + testenv.FakeGitHubOwner + ", repo: " + testenv.FakeGitHubRepo + "}\n"
+		fl.Change = testenv.GitHubChange
 	}
-	files := map[string]string{
-		"fleet.yaml": `apiVersion: convoy.dev/v1alpha1
-kind: Fleet
-metadata:
-  name: ` + f.name + `
-spec:
-  timezone: UTC
-  clusters:
-  - {name: staging, environment: staging, region: north, path: clusters/staging, kubeconfig: {context: staging}}
-  - {name: prod, environment: production, region: north, path: clusters/prod, kubeconfig: {context: prod}}
-  - {name: dr, environment: production, region: south, path: clusters/dr, kubeconfig: {context: dr}}
-  rollout:
-    waves:
-    - {name: canary, clusters: [staging]` + bake + `}
-    - {name: primary, clusters: [prod]}
-    - {name: dr, clusters: [dr]}
-    healthTimeout: 20s
-    failFast: true
-  change:
-` + change,
-		"base/kustomization.yaml":             "resources: [namespace.yaml, settings.yaml]\n",
-		"base/namespace.yaml":                 fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", f.name),
-		"base/settings.yaml":                  configMap(f.name, "settings", s.version),
-		"clusters/staging/kustomization.yaml": "resources: [../../base]\n",
-		"clusters/dr/kustomization.yaml":      "resources: [../../base]\n",
-		"clusters/prod/kustomization.yaml":    "resources: [../../base]\n",
-		"clusters/prod/big.yaml":              testenv.Deleted,
-	}
+	files := fl.Files(s.version)
+	files["clusters/prod/big.yaml"] = testenv.Deleted
 	if s.big > 0 {
 		var b strings.Builder
 		for i := range s.big {
 			if i > 0 {
 				b.WriteString("---\n")
 			}
-			b.WriteString(configMap(f.name, fmt.Sprintf("item-%03d", i), s.version))
+			fmt.Fprintf(&b, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: item-%03d\n  namespace: %s\ndata:\n  version: \"%d\"\n", i, f.name, s.version)
 		}
 		files["clusters/prod/big.yaml"] = b.String()
 		files["clusters/prod/kustomization.yaml"] = "resources: [../../base, big.yaml]\n"
 	}
 	return files
-}
-
-func configMap(ns, name string, version int) string {
-	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\ndata:\n  version: \"%d\"\n", name, ns, version)
 }
 
 // want is the object IDs a cluster holds at s, sorted as in a record.
@@ -213,7 +133,7 @@ debounce: 100ms
 func kubeconfig(t *testing.T, proxies ...*testenv.APIProxy) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clusters.KubeconfigVia(path, proxies...); err != nil {
+	if err := testenv.Shared(t).KubeconfigVia(path, proxies...); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -223,7 +143,7 @@ func kubeconfig(t *testing.T, proxies ...*testenv.APIProxy) string {
 type running struct {
 	*agent.Agent
 	metrics *metrics.Metrics
-	logs    *logBuffer
+	logs    *testenv.LogBuffer
 	stop    func()
 }
 
@@ -231,7 +151,7 @@ type running struct {
 // Log, Metrics and Identity are filled in.
 func (e *env) start(cfg *agent.Config, identity string, opts agent.Options) *running {
 	e.t.Helper()
-	r := &running{metrics: metrics.New(), logs: &logBuffer{}}
+	r := &running{metrics: metrics.New(), logs: &testenv.LogBuffer{}}
 	opts.Config, opts.Metrics, opts.Identity = cfg, r.metrics, identity
 	opts.Log = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := agent.New(opts)
@@ -263,24 +183,6 @@ func (e *env) start(cfg *agent.Config, identity string, opts agent.Options) *run
 		}
 	})
 	return r
-}
-
-// logBuffer collects an agent's logs, shown when the test fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // waitStatus polls the agent's status until cond holds, and returns it.
@@ -319,22 +221,11 @@ func clusterStatus(st server.Status, name string) server.ClusterStatus {
 	return server.ClusterStatus{}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // record reads a cluster's record of the fleet directly (never through a
 // proxy); nil when there is none.
 func (e *env) record(cluster string) *apply.Record {
 	e.t.Helper()
-	rec, err := apply.ReadRecord(context.Background(), clusters.Get(cluster).Client, e.spec.name)
+	rec, err := apply.ReadRecord(context.Background(), testenv.Shared(e.t).Get(cluster).Client, e.spec.name)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -344,7 +235,7 @@ func (e *env) record(cluster string) *apply.Record {
 // waitRevision waits until each named cluster's record says rev, applied.
 func (e *env) waitRevision(rev string, timeout time.Duration, names ...string) {
 	e.t.Helper()
-	waitFor(e.t, timeout, fmt.Sprintf("%v at %s", names, source.Short(rev)), func() bool {
+	testenv.WaitFor(e.t, timeout, fmt.Sprintf("%v at %s", names, source.Short(rev)), func() bool {
 		for _, c := range names {
 			if rec := e.record(c); rec == nil || rec.Revision != rev || rec.Status != apply.StatusApplied {
 				return false
@@ -359,7 +250,7 @@ func (e *env) waitRevision(rev string, timeout time.Duration, names ...string) {
 // namespace itself, as object IDs with the ConfigMaps' versions.
 func (e *env) live(cluster string) (ids []string, versions map[string]string) {
 	e.t.Helper()
-	c := clusters.Get(cluster).Client
+	c := testenv.Shared(e.t).Get(cluster).Client
 	ctx := context.Background()
 	versions = map[string]string{}
 	var ns corev1.Namespace
@@ -423,7 +314,7 @@ func (e *env) checkAt(cluster, rev string, s state) {
 	if wrong > 3 {
 		e.t.Errorf("cluster %s: %d objects in all at the wrong version", cluster, wrong)
 	}
-	c := clusters.Get(cluster).Client
+	c := testenv.Shared(e.t).Get(cluster).Client
 	var owned corev1.ConfigMapList
 	if err := c.List(context.Background(), &owned, client.InNamespace(e.spec.name),
 		client.MatchingLabels{apply.LabelFleet: e.spec.name, apply.LabelCluster: cluster}); err != nil {
@@ -451,7 +342,7 @@ func (e *env) checkUntouched(cluster string) {
 // from its apiserver_request_total.
 func writes(t *testing.T, cluster string) testenv.Requests {
 	t.Helper()
-	n, err := clusters.Get(cluster).RequestCounts(context.Background(), map[string]string{"resource": "configmaps", "dry_run": ""})
+	n, err := testenv.Shared(t).Get(cluster).RequestCounts(context.Background(), map[string]string{"resource": "configmaps", "dry_run": ""})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,13 +30,10 @@ import (
 // written again. prod renders 200 more ConfigMaps, so its apply and its
 // prune take long enough to be killed in the middle of.
 func TestAgentKilled(t *testing.T) {
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
 	spec := fleetSpec{name: "killed", bake: "2s"}
 	s := state{version: 1, big: 200}
 	e := newEnv(t, spec, s)
-	staging := testenv.NewAPIProxy(t, clusters.Get("staging"))
+	staging := testenv.NewAPIProxy(t, testenv.Shared(t).Get("staging"))
 	k := &killer{t: t, config: e.agentFile(kubeconfig(t, staging))}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -59,7 +56,7 @@ func TestAgentKilled(t *testing.T) {
 	}
 	prodItems := func(version int) (all, atVersion int) {
 		var cms corev1.ConfigMapList
-		if err := clusters.Get("prod").Client.List(ctx, &cms, client.InNamespace(spec.name)); err != nil {
+		if err := testenv.Shared(t).Get("prod").Client.List(ctx, &cms, client.InNamespace(spec.name)); err != nil {
 			t.Fatal(err)
 		}
 		for _, cm := range cms.Items {
@@ -140,7 +137,7 @@ func TestAgentKilled(t *testing.T) {
 		k.run("", func() bool { return len(staging.Held()) > 0 })
 		// The write was on the wire when the agent died: it lands now.
 		staging.Release()
-		waitFor(t, 10*time.Second, "staging's record written after the kill", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "staging's record written after the kill", func() bool {
 			rec := e.record("staging")
 			return rec.Revision == rev
 		})
@@ -188,7 +185,7 @@ func (k *killer) run(line string, poll func() bool) {
 	t := k.t
 	t.Helper()
 	k.runs++
-	cmd := exec.Command(convoyBin, "run", "--config", k.config)
+	cmd := exec.Command(testenv.Convoy(t), "run", "--config", k.config)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

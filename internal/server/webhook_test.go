@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
 var secret = []byte("webhook-s3cret-value")
@@ -34,12 +35,12 @@ type hookEnv struct {
 	h        *server.Webhook
 	rollouts *server.Queue
 	plans    *server.Queue
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 }
 
 func newHook(t *testing.T, maxBody int64) *hookEnv {
 	t.Helper()
-	e := &hookEnv{rollouts: server.NewQueue(), plans: server.NewQueue(), logs: &syncBuffer{}}
+	e := &hookEnv{rollouts: server.NewQueue(), plans: server.NewQueue(), logs: &testenv.LogBuffer{}}
 	h, err := server.NewWebhook(server.WebhookOptions{
 		Secret: secret, Repo: "acme/fleet-config", Branch: "main", MaxBody: maxBody,
 		Rollouts: e.rollouts, Plans: e.plans,
@@ -50,24 +51,6 @@ func newHook(t *testing.T, maxBody int64) *hookEnv {
 	}
 	e.h = h
 	return e
-}
-
-// syncBuffer is a log sink that concurrent handlers may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 func sign256(body, key []byte) string { return server.Sign(body, key) }
