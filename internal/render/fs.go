@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,11 @@ var _ filesys.FileSystem = (*repoFS)(nil)
 type repoCache struct {
 	disk filesys.FileSystem
 	root string // absolute, symlinks resolved
+	// dir is root opened as an os.Root: every file and directory a build
+	// reads is opened through it, so that the kernel, not only the checks
+	// below, keeps reads inside the repository, even if a path is swapped
+	// for a symbolic link between a check and the read.
+	dir *os.Root
 
 	mu       sync.Mutex
 	resolved map[string]resolution // absolute path → symlink-free path
@@ -92,8 +98,12 @@ func newRepoCache(dir string) (*repoCache, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("repository %s: not a directory", dir)
 	}
+	rootDir, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", dir, err)
+	}
 	return &repoCache{
-		disk: filesys.MakeFsOnDisk(), root: root,
+		disk: filesys.MakeFsOnDisk(), root: root, dir: rootDir,
 		resolved: map[string]resolution{}, stats: map[string]statResult{}, lstats: map[string]error{},
 		files: map[string]fileResult{}, checked: map[string]error{},
 		parsed: resource.NewParseCache(),
@@ -132,7 +142,7 @@ func (c *repoCache) stat(resolved string) (os.FileInfo, error) {
 	r, ok := c.stats[resolved]
 	c.mu.Unlock()
 	if !ok {
-		r.fi, r.err = os.Stat(resolved)
+		r.fi, r.err = c.dir.Stat(c.inRoot(resolved))
 		c.mu.Lock()
 		c.stats[resolved] = r
 		c.mu.Unlock()
@@ -146,7 +156,7 @@ func (c *repoCache) lstat(resolved string) error {
 	err, ok := c.lstats[resolved]
 	c.mu.Unlock()
 	if !ok {
-		_, err = os.Lstat(resolved)
+		_, err = c.dir.Lstat(c.inRoot(resolved))
 		c.mu.Lock()
 		c.lstats[resolved] = err
 		c.mu.Unlock()
@@ -161,7 +171,7 @@ func (c *repoCache) readFile(resolved string) ([]byte, error) {
 	r, ok := c.files[resolved]
 	c.mu.Unlock()
 	if !ok {
-		r.b, r.err = c.disk.ReadFile(resolved)
+		r.b, r.err = c.dir.ReadFile(c.inRoot(resolved))
 		c.mu.Lock()
 		c.files[resolved] = r
 		c.mu.Unlock()
@@ -229,6 +239,16 @@ func (e *outsideError) Error() string {
 // within reports whether the absolute, clean path p is the root or below it.
 func (c *repoCache) within(p string) bool {
 	return p == c.root || strings.HasPrefix(p, c.root+string(filepath.Separator))
+}
+
+// inRoot names a resolved path, inside the root, for c.dir: relative,
+// "." for the root itself.
+func (c *repoCache) inRoot(resolved string) string {
+	r, err := filepath.Rel(c.root, resolved)
+	if err != nil {
+		return resolved // absolute: c.dir refuses it
+	}
+	return r
 }
 
 // rel returns p relative to the root when p is inside it, else p.
@@ -328,7 +348,7 @@ func (fs *repoFS) Open(p string) (filesys.File, error) {
 	if err := fs.checkSize(r); err != nil {
 		return nil, err
 	}
-	return fs.disk.Open(r)
+	return fs.dir.Open(fs.inRoot(r))
 }
 
 // IsDir reports whether p is a directory inside the repository.
@@ -347,7 +367,15 @@ func (fs *repoFS) ReadDir(p string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fs.disk.ReadDir(r)
+	entries, err := iofs.ReadDir(fs.dir.FS(), filepath.ToSlash(fs.inRoot(r)))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names, nil
 }
 
 // CleanedAbs splits p, resolved, into a confirmed directory and a file name.

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	yamlv3 "go.yaml.in/yaml/v3"
-	"sigs.k8s.io/yaml"
+	"sigs.k8s.io/kustomize/api/types"
 )
 
 // isKustomizationFile reports whether p is named like a kustomization.
@@ -25,37 +25,16 @@ func isKustomizationFile(p string) bool {
 	return false
 }
 
-// kustomizationRefs is the part of a kustomization that names other files,
-// directories or repositories.
-type kustomizationRefs struct {
-	Resources             []string          `json:"resources"`
-	Bases                 []string          `json:"bases"`
-	Components            []string          `json:"components"`
-	Crds                  []string          `json:"crds"`
-	Configurations        []string          `json:"configurations"`
-	PatchesStrategicMerge []string          `json:"patchesStrategicMerge"`
-	Generators            []string          `json:"generators"`
-	Transformers          []string          `json:"transformers"`
-	Validators            []string          `json:"validators"`
-	OpenAPI               map[string]string `json:"openapi"`
-	Patches               []struct {
-		Path string `json:"path"`
-	} `json:"patches"`
-	PatchesJSON6902 []struct {
-		Path string `json:"path"`
-	} `json:"patchesJson6902"`
-	HelmCharts                  []any `json:"helmCharts"`
-	HelmChartInflationGenerator []any `json:"helmChartInflationGenerator"`
-}
-
 // checkKustomization refuses a kustomization that names remote bases or
 // files, inflates Helm charts, or sets an OpenAPI schema (kyaml keeps the
 // schema in process-wide state, so one repository's schema would leak into
-// every later render). Content that does not parse is left to kustomize,
-// whose error names the problem.
+// every later render). It reads the file as kustomize does, with
+// kustomize's own type and decoder, so it sees what the build will see;
+// content that does not decode is left to kustomize, whose error names the
+// problem.
 func checkKustomization(name string, b []byte) error {
-	var k kustomizationRefs
-	if err := yaml.Unmarshal(b, &k); err != nil {
+	var k types.Kustomization
+	if err := k.Unmarshal(b); err != nil {
 		return nil
 	}
 	var errs []error
@@ -65,7 +44,7 @@ func checkKustomization(name string, b []byte) error {
 	}{
 		{"resources", k.Resources}, {"bases", k.Bases}, {"components", k.Components},
 		{"crds", k.Crds}, {"configurations", k.Configurations},
-		{"patchesStrategicMerge", k.PatchesStrategicMerge},
+		{"patchesStrategicMerge", strategicMergePaths(k.PatchesStrategicMerge)},
 		{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators},
 	}
 	for _, l := range lists {
@@ -80,7 +59,7 @@ func checkKustomization(name string, b []byte) error {
 			errs = append(errs, fmt.Errorf("%s: patches[%d].path: remote %q is not allowed: every file must be in the config repository", name, i, p.Path))
 		}
 	}
-	for i, p := range k.PatchesJSON6902 {
+	for i, p := range k.PatchesJson6902 {
 		if isRemote(p.Path) {
 			errs = append(errs, fmt.Errorf("%s: patchesJson6902[%d].path: remote %q is not allowed: every file must be in the config repository", name, i, p.Path))
 		}
@@ -92,6 +71,16 @@ func checkKustomization(name string, b []byte) error {
 		errs = append(errs, fmt.Errorf("%s: helmCharts: Helm chart inflation is not supported; render the chart into the repository", name))
 	}
 	return errors.Join(errs...)
+}
+
+// strategicMergePaths are patchesStrategicMerge's entries as strings: each
+// is a file's path or an inline patch.
+func strategicMergePaths(ps []types.PatchStrategicMerge) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
 }
 
 // checkAliases refuses a YAML file with an anchor whose value contains an
