@@ -17,6 +17,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/metrics"
+	"github.com/convoy-gitops/convoy/internal/queue"
 	"github.com/convoy-gitops/convoy/internal/rollout"
 	"github.com/convoy-gitops/convoy/internal/server"
 	"github.com/convoy-gitops/convoy/internal/source"
@@ -87,8 +88,8 @@ type Agent struct {
 	clusters *rollout.Clusters // reached for rollouts, drift correction and records
 	driver   *rollout.Driver
 	webhook  http.Handler
-	rollouts *server.Queue // pushes to the tracked branch
-	plans    *server.Queue // pull requests to plan
+	rollouts *queue.Queue  // pushes to the tracked branch
+	plans    *queue.Queue  // pull requests to plan
 	wake     chan struct{} // re-evaluate the current revision now
 
 	busy   sync.Mutex // one rollout or drift correction at a time
@@ -144,8 +145,8 @@ func New(opts Options) (*Agent, error) {
 		cfg: cfg, log: opts.Log, metrics: opts.Metrics, clock: opts.Clock, identity: opts.Identity,
 		ghTuning: opts.GitHub, window: opts.ReadyWindow,
 		clusters: &rollout.Clusters{Kubeconfig: cfg.Kubeconfig.File, Timeout: opts.ClusterTimeout},
-		rollouts: server.NewQueue(),
-		plans:    server.NewQueue(),
+		rollouts: queue.New(),
+		plans:    queue.New(),
 		wake:     make(chan struct{}, 1),
 	}
 	if a.log == nil {
@@ -273,7 +274,7 @@ func (a *Agent) Webhook() http.Handler { return a.webhook }
 
 // Trigger asks for a fetch and rollout now, as a push does.
 func (a *Agent) Trigger() {
-	a.rollouts.Add(server.Item{Kind: server.KindPush, Ref: "refs/heads/" + a.cfg.Repo.Branch, First: time.Now(), Events: 1})
+	a.rollouts.Add(queue.Item{Kind: queue.KindPush, Ref: "refs/heads/" + a.cfg.Repo.Branch, First: time.Now(), Events: 1})
 }
 
 // Recheck asks to re-evaluate the current revision now (new approvals, a

@@ -2,8 +2,8 @@
 // and status.
 //
 // The webhook (Webhook, mounted at WebhookPath) verifies and sorts GitHub
-// deliveries and hands work to coalescing queues (Queue); it never does the
-// work inline. The agent reads the queues: pushes to the tracked branch from
+// deliveries and hands work to the agent's coalescing queues (package
+// queue); it never does the work inline. The agent reads the queues: pushes to the tracked branch from
 // one, pull-request plans from another, so that plans never wait behind
 // rollouts.
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/convoy-gitops/convoy/internal/queue"
 	"github.com/google/go-github/v60/github"
 )
 
@@ -24,7 +25,7 @@ type Decision struct {
 	// Reason says why a delivery is ignored.
 	Reason string
 	// Item is the work to queue when Status is StatusQueued, else nil.
-	Item *Item
+	Item *queue.Item
 }
 
 // Target is what the webhook acts on: one repository and its tracked branch.
@@ -84,7 +85,7 @@ func decidePush(e *github.PushEvent, t Target) (Decision, error) {
 	if !isSHA(after) {
 		return Decision{}, fmt.Errorf("push payload: after %q is not a commit SHA", after)
 	}
-	return Decision{Status: StatusQueued, Item: &Item{Kind: KindPush, Ref: ref, SHA: after}}, nil
+	return Decision{Status: StatusQueued, Item: &queue.Item{Kind: queue.KindPush, Ref: ref, SHA: after}}, nil
 }
 
 func decidePlan(event, action string, repo *github.Repository, pr *github.PullRequest, t Target) (Decision, error) {
@@ -106,7 +107,7 @@ func decidePlan(event, action string, repo *github.Repository, pr *github.PullRe
 	if !isSHA(sha) {
 		return Decision{}, fmt.Errorf("%s payload: pull request #%d head sha %q is not a commit SHA", event, n, sha)
 	}
-	return Decision{Status: StatusQueued, Action: action, Item: &Item{Kind: KindPlan, PR: n, SHA: sha}}, nil
+	return Decision{Status: StatusQueued, Action: action, Item: &queue.Item{Kind: queue.KindPlan, PR: n, SHA: sha}}, nil
 }
 
 func ignore(action, format string, args ...any) (Decision, error) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convoy-gitops/convoy/internal/queue"
 	"github.com/convoy-gitops/convoy/internal/server"
 )
 
@@ -26,7 +27,7 @@ func FuzzWebhookPayload(f *testing.F) {
 		if err == nil {
 			switch d.Status {
 			case server.StatusQueued:
-				if d.Item == nil || d.Item.SHA == "" || (d.Item.Kind == server.KindPlan) == (d.Item.PR == 0) {
+				if d.Item == nil || d.Item.SHA == "" || (d.Item.Kind == queue.KindPlan) == (d.Item.PR == 0) {
 					t.Fatalf("queued without a usable item: %+v", d.Item)
 				}
 			case server.StatusIgnored, server.StatusPong:

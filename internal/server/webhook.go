@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/convoy-gitops/convoy/internal/queue"
 )
 
 // WebhookPath is where the webhook is mounted.
@@ -40,7 +42,7 @@ type WebhookOptions struct {
 	Branch string
 	// Rollouts receives push items and Plans pull-request plan items: two
 	// queues, so that plans never wait behind rollouts. Both are required.
-	Rollouts, Plans *Queue
+	Rollouts, Plans *queue.Queue
 	// MaxBody caps a delivery's body in bytes; DefaultMaxBody when zero.
 	MaxBody int64
 	// ReplayTTL is how long a delivery ID is remembered; DefaultReplayTTL
@@ -61,8 +63,8 @@ type Webhook struct {
 	secret   []byte
 	target   Target
 	maxBody  int64
-	rollouts *Queue
-	plans    *Queue
+	rollouts *queue.Queue
+	plans    *queue.Queue
 	replays  *replayCache
 	log      *slog.Logger
 }
@@ -192,7 +194,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		it := *d.Item
 		it.Delivery = delivery
 		q := h.plans
-		if it.Kind == KindPush {
+		if it.Kind == queue.KindPush {
 			q = h.rollouts
 		}
 		rep.Key, rep.SHA, rep.Coalesced = it.Key(), it.SHA, q.Add(it)

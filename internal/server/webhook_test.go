@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/convoy-gitops/convoy/internal/queue"
 	"github.com/convoy-gitops/convoy/internal/server"
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
@@ -33,14 +34,14 @@ const (
 
 type hookEnv struct {
 	h        *server.Webhook
-	rollouts *server.Queue
-	plans    *server.Queue
+	rollouts *queue.Queue
+	plans    *queue.Queue
 	logs     *testenv.LogBuffer
 }
 
 func newHook(t *testing.T, maxBody int64) *hookEnv {
 	t.Helper()
-	e := &hookEnv{rollouts: server.NewQueue(), plans: server.NewQueue(), logs: &testenv.LogBuffer{}}
+	e := &hookEnv{rollouts: queue.New(), plans: queue.New(), logs: &testenv.LogBuffer{}}
 	h, err := server.NewWebhook(server.WebhookOptions{
 		Secret: secret, Repo: "acme/fleet-config", Branch: "main", MaxBody: maxBody,
 		Rollouts: e.rollouts, Plans: e.plans,
@@ -269,15 +270,15 @@ func TestWebhookEvents(t *testing.T) {
 		return body
 	}
 	zero := strings.Repeat("0", 40)
-	rollout := &server.Item{Kind: server.KindPush, Ref: "refs/heads/main", SHA: pushSHA, Events: 1}
-	plan := &server.Item{Kind: server.KindPlan, PR: 42, SHA: headSHA, Events: 1}
+	rollout := &queue.Item{Kind: queue.KindPush, Ref: "refs/heads/main", SHA: pushSHA, Events: 1}
+	plan := &queue.Item{Kind: queue.KindPlan, PR: 42, SHA: headSHA, Events: 1}
 	for _, tc := range []struct {
 		name, event string
 		body        []byte
 		want        int
 		status      string
-		rollout     *server.Item
-		plan        *server.Item
+		rollout     *queue.Item
+		plan        *queue.Item
 	}{
 		{"ping", "ping", payload(t, "ping"), 200, "pong", nil, nil},
 		{"push to main", "push", push, 202, "queued", rollout, nil},
@@ -314,8 +315,8 @@ func TestWebhookEvents(t *testing.T) {
 			}
 			for _, q := range []struct {
 				name  string
-				queue *server.Queue
-				want  *server.Item
+				queue *queue.Queue
+				want  *queue.Item
 			}{{"rollouts", e.rollouts, tc.rollout}, {"plans", e.plans, tc.plan}} {
 				if q.want == nil {
 					if n := q.queue.Len(); n != 0 {
@@ -332,7 +333,7 @@ func TestWebhookEvents(t *testing.T) {
 				}
 				want := *q.want
 				want.Delivery = "d-" + tc.name
-				if diff := cmp.Diff(want, it, cmpopts.IgnoreFields(server.Item{}, "First")); diff != "" {
+				if diff := cmp.Diff(want, it, cmpopts.IgnoreFields(queue.Item{}, "First")); diff != "" {
 					t.Errorf("%s item (-want +got):\n%s", q.name, diff)
 				}
 				if it.First.IsZero() {
@@ -369,8 +370,8 @@ func TestWebhookBurst(t *testing.T) {
 		t.Fatalf("%d rollouts and %d plans queued, want 1 and 1", n, m)
 	}
 	it, _ := e.rollouts.Get(context.Background())
-	want := server.Item{Kind: server.KindPush, Ref: "refs/heads/main", SHA: last, Delivery: "burst-9", Events: 10}
-	if diff := cmp.Diff(want, it, cmpopts.IgnoreFields(server.Item{}, "First")); diff != "" {
+	want := queue.Item{Kind: queue.KindPush, Ref: "refs/heads/main", SHA: last, Delivery: "burst-9", Events: 10}
+	if diff := cmp.Diff(want, it, cmpopts.IgnoreFields(queue.Item{}, "First")); diff != "" {
 		t.Errorf("rollout (-want +got):\n%s", diff)
 	}
 	if p, _ := e.plans.Get(context.Background()); p.Key() != "pr:42" || p.Events != 3 {
@@ -446,7 +447,7 @@ func TestWebhookLogs(t *testing.T) {
 }
 
 func TestNewWebhookOptions(t *testing.T) {
-	q := server.NewQueue()
+	q := queue.New()
 	for _, tc := range []struct {
 		name string
 		opts server.WebhookOptions

@@ -1,4 +1,7 @@
-package server
+// Package queue is the coalescing work queue between the webhook, which
+// adds work, and the agent, which takes it: a burst of pushes to one branch
+// becomes one rollout of the newest commit.
+package queue
 
 import (
 	"context"
@@ -62,8 +65,8 @@ type Queue struct {
 	added   chan struct{} // closed and replaced when an item is added
 }
 
-// NewQueue returns an empty queue.
-func NewQueue() *Queue {
+// New returns an empty queue.
+func New() *Queue {
 	return &Queue{pending: map[string]*Item{}, added: make(chan struct{})}
 }
 

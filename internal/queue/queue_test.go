@@ -1,4 +1,4 @@
-package server_test
+package queue_test
 
 import (
 	"context"
@@ -10,20 +10,20 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/convoy-gitops/convoy/internal/server"
+	"github.com/convoy-gitops/convoy/internal/queue"
 )
 
-func push(branch, sha string) server.Item {
-	return server.Item{Kind: server.KindPush, Ref: "refs/heads/" + branch, SHA: sha}
+func push(branch, sha string) queue.Item {
+	return queue.Item{Kind: queue.KindPush, Ref: "refs/heads/" + branch, SHA: sha}
 }
 
-func plan(pr int, sha string) server.Item {
-	return server.Item{Kind: server.KindPlan, PR: pr, SHA: sha}
+func plan(pr int, sha string) queue.Item {
+	return queue.Item{Kind: queue.KindPlan, PR: pr, SHA: sha}
 }
 
 func TestItemKey(t *testing.T) {
 	for _, tc := range []struct {
-		item server.Item
+		item queue.Item
 		want string
 	}{
 		{push("main", "a"), "push:main"},
@@ -46,17 +46,17 @@ func TestQueueOrder(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		adds []server.Item
+		adds []queue.Item
 		want []got
 	}{
-		{"one", []server.Item{push("main", "a")}, []got{{"push:main", "a", 1}}},
-		{"burst", []server.Item{push("main", "a"), push("main", "b"), push("main", "c")}, []got{{"push:main", "c", 3}}},
-		{"keys independent, by first event", []server.Item{plan(7, "a"), push("main", "b"), plan(8, "c"), plan(7, "d"), push("main", "e")},
+		{"one", []queue.Item{push("main", "a")}, []got{{"push:main", "a", 1}}},
+		{"burst", []queue.Item{push("main", "a"), push("main", "b"), push("main", "c")}, []got{{"push:main", "c", 3}}},
+		{"keys independent, by first event", []queue.Item{plan(7, "a"), push("main", "b"), plan(8, "c"), plan(7, "d"), push("main", "e")},
 			[]got{{"pr:7", "d", 2}, {"push:main", "e", 2}, {"pr:8", "c", 1}}},
-		{"branches are keys", []server.Item{push("main", "a"), push("dev", "b")}, []got{{"push:main", "a", 1}, {"push:dev", "b", 1}}},
+		{"branches are keys", []queue.Item{push("main", "a"), push("dev", "b")}, []got{{"push:main", "a", 1}, {"push:dev", "b", 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := server.NewQueue()
+			q := queue.New()
 			for _, it := range tc.adds {
 				q.Add(it)
 			}
@@ -81,7 +81,7 @@ func TestQueueOrder(t *testing.T) {
 // TestQueueFirst: an item keeps the time of its first event; once taken, the
 // key starts afresh.
 func TestQueueFirst(t *testing.T) {
-	q := server.NewQueue()
+	q := queue.New()
 	if q.Add(push("main", "a")) {
 		t.Error("the first Add reports coalesced")
 	}
@@ -101,14 +101,14 @@ func TestQueueFirst(t *testing.T) {
 }
 
 func TestQueueGetWaits(t *testing.T) {
-	q := server.NewQueue()
+	q := queue.New()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := q.Get(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Get on an empty queue = %v, want the context's deadline", err)
 	}
 
-	got := make(chan server.Item)
+	got := make(chan queue.Item)
 	go func() {
 		it, err := q.Get(context.Background())
 		if err != nil {
@@ -135,7 +135,7 @@ func TestQueueGetWaits(t *testing.T) {
 // TestQueueWakesEveryWaiter: items added while several Gets wait reach all
 // of them, even when the first Get does not come back for more.
 func TestQueueWakesEveryWaiter(t *testing.T) {
-	q := server.NewQueue()
+	q := queue.New()
 	got := make(chan string, 2)
 	for range 2 {
 		go func() {
@@ -161,7 +161,7 @@ func TestQueueWakesEveryWaiter(t *testing.T) {
 // TestQueueConcurrent: producers and consumers at once lose no event, and a
 // key is never handed to two consumers for the same events.
 func TestQueueConcurrent(t *testing.T) {
-	q := server.NewQueue()
+	q := queue.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const producers, keys, perKey, consumers = 4, 10, 100, 3
