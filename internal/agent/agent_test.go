@@ -381,7 +381,7 @@ func TestAgentLeaderElection(t *testing.T) {
 	elect := func(c *Config) {
 		c.LeaderElection = LeaderElectionConfig{Enabled: true, Namespace: "default", LeaseName: "convoy-" + testenv.Name(t),
 			Kubeconfig: h.clusters.KubeconfigFile, Context: "staging",
-			LeaseDuration: Duration{3 * time.Second}, RenewDeadline: Duration{2 * time.Second}, RetryPeriod: Duration{500 * time.Millisecond}}
+			LeaseDuration: Duration{Duration: 3 * time.Second}, RenewDeadline: Duration{Duration: 2 * time.Second}, RetryPeriod: Duration{Duration: 500 * time.Millisecond}}
 	}
 	staging := h.clusters.Get("staging")
 	cs := kubernetes.NewForConfigOrDie(staging.Config)

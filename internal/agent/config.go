@@ -1,17 +1,12 @@
 package agent
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"sort"
-	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/convoy-gitops/convoy/internal/yamlfile"
 )
 
 // ConfigKind and ConfigAPIVersion identify an agent config file.
@@ -193,22 +188,8 @@ type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 }
 
-// Duration is a time.Duration written as "30s", "1m".
-type Duration struct{ time.Duration }
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: expected a duration such as 30s or 5m, got %s", n.Line, n.Tag)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: expected a duration such as 30s or 5m, got %q", n.Line, s)
-	}
-	d.Duration = v
-	return nil
-}
+// Duration is a time.Duration written as "30s", "1m"; never negative.
+type Duration = yamlfile.Duration
 
 // Defaults.
 const (
@@ -222,9 +203,7 @@ const (
 
 // ConfigError lists every problem of a config file, one per line, as
 // "file:line: field: problem".
-type ConfigError struct{ Problems []string }
-
-func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+type ConfigError = yamlfile.Error
 
 // LoadConfig reads and validates the agent config file.
 func LoadConfig(file string) (*Config, error) {
@@ -243,68 +222,21 @@ func LoadConfig(file string) (*Config, error) {
 	return ParseConfig(file, data)
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
-
 // ParseConfig decodes data strictly (unknown fields are errors) and
-// validates it; file names the source in messages.
+// validates it; file names the source in messages. Every problem is
+// reported at once, each as file:line: field: problem.
 func ParseConfig(file string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &ConfigError{Problems: []string{yamlProblem(file, err)}}
-	}
-	if len(root.Content) == 0 {
-		return nil, &ConfigError{Problems: []string{file + ":1: empty config: expected apiVersion, kind, repo"}}
-	}
 	cfg := &Config{file: file}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			var ps []string
-			for _, e := range te.Errors {
-				ps = append(ps, typeProblem(file, e))
-			}
-			return nil, &ConfigError{Problems: ps}
-		}
-		return nil, &ConfigError{Problems: []string{yamlProblem(file, err)}}
+	doc, ok := yamlfile.Decode(file, data, ConfigKind, cfg)
+	if ok {
+		v := validator{Doc: doc}
+		v.check(cfg)
 	}
-	v := validator{file: file, root: root.Content[0]}
-	v.check(cfg)
-	if len(v.problems) > 0 {
-		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].line < v.problems[j].line })
-		ps := make([]string, len(v.problems))
-		for i, p := range v.problems {
-			ps[i] = p.text
-		}
-		return nil, &ConfigError{Problems: ps}
+	if err := doc.Err(); err != nil {
+		return nil, err
 	}
 	cfg.applyDefaults()
 	return cfg, nil
-}
-
-func yamlProblem(file string, err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("%s:%s: %s", file, m[1], m[2])
-	}
-	return fmt.Sprintf("%s:1: %s", file, msg)
-}
-
-// typeProblem rewrites yaml.v3's "line 5: field x not found in type
-// agent.RepoConfig" as "file:5: x: unknown field".
-func typeProblem(file, e string) string {
-	m := yamlLine.FindStringSubmatch(e)
-	if m == nil {
-		return file + ":1: " + e
-	}
-	msg := m[2]
-	if rest, ok := strings.CutPrefix(msg, "field "); ok {
-		if name, _, ok := strings.Cut(rest, " not found in type"); ok {
-			return fmt.Sprintf("%s:%s: %s: unknown field", file, m[1], name)
-		}
-	}
-	return fmt.Sprintf("%s:%s: %s", file, m[1], msg)
 }
 
 func (c *Config) applyDefaults() {

@@ -52,11 +52,11 @@ func TestParseConfigProblems(t *testing.T) {
 		want []string
 	}{
 		{"unknown field", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo:\n  url: file:///r\n  branh: main\n",
-			[]string{"c.yaml:5: branh: unknown field"}},
-		{"malformed yaml", "repo: [\n", []string{"c.yaml:1: did not find expected node content"}},
-		{"empty", "", []string{"c.yaml:1: empty config: expected apiVersion, kind, repo"}},
+			[]string{"c.yaml:5: repo.branh: unknown field, expected one of url, branch, pollInterval, timeout, auth, verify"}},
+		{"malformed yaml", "repo: [\n", []string{"c.yaml:2: malformed YAML: did not find expected node content"}},
+		{"empty", "", []string{"c.yaml:1: empty file, expected an AgentConfig document"}},
 		{"wrong type", "apiVersion: convoy.dev/v1alpha1\nkind: AgentConfig\nrepo:\n  url: file:///r\n  pollInterval: soon\n",
-			[]string{`c.yaml:5: expected a duration such as 30s or 5m, got "soon"`}},
+			[]string{`c.yaml:5: repo.pollInterval: "soon" is not a duration, expected e.g. 90s, 2m or 1h30m`}},
 		{"everything at once", `apiVersion: v1
 kind: Agent
 repo:
@@ -114,7 +114,7 @@ log: {format: xml, level: loud}
 			if !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want a *ConfigError", err)
 			}
-			if diff := cmp.Diff(tt.want, ce.Problems); diff != "" {
+			if diff := cmp.Diff(tt.want, ce.Strings()); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 			if strings.Contains(err.Error(), "secret@") {
@@ -138,7 +138,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("err = %T %v, want *ConfigError", err, err)
 		}
 		if err != nil {
-			for _, p := range ce.Problems {
+			for _, p := range ce.Strings() {
 				if !strings.HasPrefix(p, "c.yaml:") {
 					t.Fatalf("problem %q does not name the file and line", p)
 				}

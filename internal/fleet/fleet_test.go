@@ -35,8 +35,8 @@ func mustLocation(t *testing.T, name string) *time.Location {
 	return loc
 }
 
-// TestParseDesignExample parses the fleet.yaml of DESIGN.md §2 (with the
-// clusters its waves name, which the design leaves out).
+// TestParseDesignExample parses the reference fleet.yaml of testdata, the
+// format's full example.
 func TestParseDesignExample(t *testing.T) {
 	data, err := os.ReadFile("testdata/design.yaml")
 	if err != nil {

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/convoy-gitops/convoy/internal/yamlfile"
 )
 
 // Defaults of optional fields.
@@ -32,89 +33,102 @@ const WindowKindDeny = "deny"
 // Categories are the change categories, from most to least urgent.
 var Categories = []string{"emergency", "standard", "normal", "major"}
 
-// spec holds what later checks need to know about earlier parts of the file.
+// spec checks what a decoded fleet.yaml means and builds the Fleet; it
+// holds what later checks need to know about earlier parts of the file.
 type spec struct {
-	*decoder
+	doc      *yamlfile.Doc
 	repo     *repoRoot
 	loc      *time.Location
 	clusters []Cluster
-	items    []value        // spec.clusters[i], for lines
 	byName   map[string]int // cluster name → first index
 	dup      []bool         // clusters[i] repeats an earlier name
 }
 
-// fleet decodes the document's top-level mapping.
-func (d *decoder) fleet(top value, repo *repoRoot) *Fleet {
-	root := d.object(top, "apiVersion", "kind", "metadata", "spec")
-	f := &Fleet{}
-	d.constant(root.get("apiVersion"), APIVersion)
-	d.constant(root.get("kind"), Kind)
+var (
+	child = yamlfile.Child
+	index = yamlfile.Index
+)
 
-	meta := d.object(root.get("metadata"), "name")
-	f.Name = d.required(meta.get("name"))
-	if f.Name != "" {
-		d.dnsLabel(meta.get("name"), f.Name)
+func (s *spec) addf(path, format string, args ...any) { s.doc.Addf(path, format, args...) }
+
+// required returns a string field, reporting it missing when it is empty
+// and decoding found nothing else wrong with it.
+func (s *spec) required(path, v string) string {
+	if v == "" && !s.doc.Failed(path) {
+		s.addf(path, "missing")
 	}
+	return v
+}
 
-	sv := root.get("spec")
-	if sv.null() {
-		d.addf(sv.line, sv.path, "missing")
+// build checks the decoded file ff and returns its Fleet.
+func build(doc *yamlfile.Doc, ff *fleetFile, repo *repoRoot) *Fleet {
+	s := &spec{doc: doc, repo: repo, byName: map[string]int{}}
+	f := &Fleet{}
+	s.constant("apiVersion", ff.APIVersion, APIVersion)
+	s.constant("kind", ff.Kind, Kind)
+	f.Name = s.required("metadata.name", ff.Metadata.Name)
+	if f.Name != "" {
+		s.dnsLabel("metadata.name", f.Name)
+	}
+	sp := ff.Spec
+	if sp == nil {
+		s.addf("spec", "missing")
 		return f
 	}
-	o := d.object(sv, "timezone", "clusters", "rollout", "windows", "reconcile", "change", "policy")
-	s := &spec{decoder: d, repo: repo, byName: map[string]int{}}
-	f.Timezone, f.Location = s.timezone(o.get("timezone"))
+	f.Timezone, f.Location = s.timezone(sp.Timezone)
 	s.loc = f.Location
-	s.clusterList(o.get("clusters"))
-	f.Rollout = s.rollout(o.get("rollout"), o.line)
+	s.clusterList(sp.Clusters)
+	f.Rollout = s.rollout(&sp.Rollout)
 	f.Clusters = s.clusters
-	f.Windows = s.windows(o.get("windows"))
-	f.Reconcile = s.reconcile(o.get("reconcile"))
-	f.Change = s.change(o.get("change"))
-	f.PolicyData = s.policy(o.get("policy"))
+	f.Windows = s.windows(sp.Windows)
+	f.Reconcile = s.reconcile(sp.Reconcile)
+	f.Change = s.change(sp.Change)
+	f.PolicyData = sp.Policy.Data
+	if f.PolicyData == nil {
+		f.PolicyData = map[string]any{}
+	}
 	return f
 }
 
-func (d *decoder) constant(v value, want string) {
-	switch got := d.str(v); {
-	case got == "" && (v.null() || v.node.Kind == yaml.ScalarNode):
-		d.addf(v.line, v.path, "missing, expected %q", want)
+func (s *spec) constant(path, got, want string) {
+	switch {
+	case got == "" && !s.doc.Failed(path):
+		s.addf(path, "missing, expected %q", want)
 	case got != "" && got != want:
-		d.addf(v.line, v.path, "expected %q, got %q", want, got)
+		s.addf(path, "expected %q, got %q", want, got)
 	}
 }
 
 // dnsLabel checks a name that becomes part of Kubernetes object names and
 // label values.
-func (d *decoder) dnsLabel(v value, name string) {
+func (s *spec) dnsLabel(path, name string) {
 	if len(validation.IsDNS1123Label(name)) > 0 {
-		d.addf(v.line, v.path, "%q is not a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", name)
+		s.addf(path, "%q is not a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", name)
 	}
 }
 
-func (s *spec) timezone(v value) (string, *time.Location) {
-	name := s.str(v)
+func (s *spec) timezone(name string) (string, *time.Location) {
 	if name == "" {
 		return "", time.UTC
 	}
 	// "Local" would make the fleet's windows depend on the machine.
 	loc, err := time.LoadLocation(name)
 	if err != nil || name == "Local" {
-		s.addf(v.line, v.path, "unknown time zone %q, expected an IANA name such as Europe/Berlin or UTC", name)
+		s.addf("spec.timezone", "unknown time zone %q, expected an IANA name such as Europe/Berlin or UTC", name)
 		return name, time.UTC
 	}
 	return name, loc
 }
 
-func (s *spec) clusterList(v value) {
-	items := s.seq(v)
-	if len(items) == 0 {
-		s.addf(v.line, v.path, "at least one cluster is required")
+func (s *spec) clusterList(cs []clusterFile) {
+	const path = "spec.clusters"
+	if len(cs) == 0 {
+		s.addf(path, "at least one cluster is required")
 		return
 	}
-	for i, item := range items {
-		s.clusters = append(s.clusters, s.cluster(item))
-		s.items = append(s.items, item)
+	for i := range cs {
+		p := index(path, i)
+		s.clusters = append(s.clusters, s.cluster(p, &cs[i]))
 		s.dup = append(s.dup, false)
 		c := &s.clusters[i]
 		if c.Name == "" {
@@ -122,161 +136,145 @@ func (s *spec) clusterList(v value) {
 		}
 		if first, ok := s.byName[c.Name]; ok {
 			s.dup[i] = true
-			s.addf(nameLine(item), child(item.path, "name"), "duplicate cluster name %q (first defined at line %d)", c.Name, nameLine(s.items[first]))
+			s.addf(p+".name", "duplicate cluster name %q (first defined at line %d)", c.Name, s.doc.Line(index(path, first)+".name"))
 			continue
 		}
 		s.byName[c.Name] = i
 	}
 }
 
-// nameLine is the line of a list item's name field, or of the item.
-func nameLine(item value) int {
-	if item.node != nil && item.node.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(item.node.Content); i += 2 {
-			if item.node.Content[i].Value == "name" {
-				return item.node.Content[i].Line
-			}
-		}
-	}
-	return item.line
-}
-
-func (s *spec) cluster(v value) Cluster {
-	o := s.object(v, "name", "environment", "region", "path", "kubeconfig", "capacity", "labels")
+func (s *spec) cluster(p string, cf *clusterFile) Cluster {
 	c := Cluster{
-		Name:        s.required(o.get("name")),
-		Environment: s.required(o.get("environment")),
-		Region:      s.str(o.get("region")),
+		Name:        s.required(p+".name", cf.Name),
+		Environment: s.required(p+".environment", cf.Environment),
+		Region:      cf.Region,
 	}
 	if c.Name != "" {
-		s.dnsLabel(o.get("name"), c.Name)
+		s.dnsLabel(p+".name", c.Name)
 	}
-	c.Path = s.clusterPath(o.get("path"))
-	c.Kubeconfig = s.kubeconfig(o.get("kubeconfig"))
-	c.Capacity = s.capacity(o.get("capacity"))
-	c.Labels = s.labels(o.get("labels"))
+	c.Path = s.clusterPath(p+".path", cf.Path)
+	c.Kubeconfig = s.kubeconfig(p+".kubeconfig", cf.Kubeconfig)
+	c.Capacity = s.capacity(p+".capacity", cf.Capacity)
+	c.Labels = s.labels(p+".labels", cf.Labels)
 	return c
 }
 
-func (s *spec) clusterPath(v value) string {
-	p := s.required(v)
-	if p == "" {
+func (s *spec) clusterPath(path, p string) string {
+	if s.required(path, p) == "" {
 		return ""
 	}
 	clean, msg := s.repo.check(p)
 	if msg != "" {
-		s.addf(v.line, v.path, "%s", msg)
+		s.addf(path, "%s", msg)
 	}
 	return clean
 }
 
-func (s *spec) kubeconfig(v value) KubeconfigRef {
+func (s *spec) kubeconfig(p string, kf *kubeconfigFile) KubeconfigRef {
 	const expected = "set exactly one of context, secretRef or inCluster"
-	if v.null() {
-		s.addf(v.line, v.path, "missing, %s", expected)
+	if kf == nil {
+		s.addf(p, "missing, %s", expected)
 		return KubeconfigRef{}
 	}
-	o := s.object(v, "context", "secretRef", "inCluster")
-	k := KubeconfigRef{
-		Context:   s.str(o.get("context")),
-		InCluster: s.boolean(o.get("inCluster")),
-	}
+	k := KubeconfigRef{Context: kf.Context, InCluster: kf.InCluster}
 	var set []string
 	if k.Context != "" {
 		set = append(set, "context")
 	}
-	if o.has("secretRef") {
+	if ref := kf.SecretRef; ref != nil {
 		set = append(set, "secretRef")
-		ref := s.object(o.get("secretRef"), "name", "namespace", "key")
+		rp := p + ".secretRef"
 		k.SecretRef = &SecretRef{
-			Name:      s.required(ref.get("name")),
-			Namespace: s.required(ref.get("namespace")),
-			Key:       s.required(ref.get("key")),
+			Name:      s.required(rp+".name", ref.Name),
+			Namespace: s.required(rp+".namespace", ref.Namespace),
+			Key:       s.required(rp+".key", ref.Key),
 		}
 	}
 	if k.InCluster {
 		set = append(set, "inCluster")
 	}
 	switch {
-	case len(set) == 0 && v.node.Kind == yaml.MappingNode:
-		s.addf(v.line, v.path, "%s", expected)
+	case len(set) == 0 && !s.doc.Failed(p):
+		s.addf(p, "%s", expected)
 	case len(set) > 1:
-		s.addf(v.line, v.path, "%s, got %s", expected, strings.Join(set, " and "))
+		s.addf(p, "%s, got %s", expected, strings.Join(set, " and "))
 	}
 	return k
 }
 
-func (s *spec) capacity(v value) map[string]resource.Quantity {
-	es := s.entries(v)
-	if len(es) == 0 {
+func (s *spec) capacity(p string, m map[string]string) map[string]resource.Quantity {
+	if len(m) == 0 {
 		return nil
 	}
-	out := make(map[string]resource.Quantity, len(es))
-	for _, e := range es {
-		if errs := validation.IsQualifiedName(e.key); len(errs) > 0 {
-			s.addf(e.line, e.val.path, "%q is not a resource name: %s", e.key, strings.Join(errs, "; "))
+	out := make(map[string]resource.Quantity, len(m))
+	for _, key := range s.doc.Keys(p) {
+		kp := child(p, key)
+		if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+			s.addf(kp, "%q is not a resource name: %s", key, strings.Join(errs, "; "))
 			continue
 		}
-		text := s.str(e.val)
+		if s.doc.Failed(kp) {
+			continue
+		}
+		text := m[key]
 		q, err := resource.ParseQuantity(text)
 		switch {
 		case err != nil:
-			s.addf(e.val.line, e.val.path, "%q is not a quantity, expected e.g. 100, 500m or 200Gi", text)
+			s.addf(kp, "%q is not a quantity, expected e.g. 100, 500m or 200Gi", text)
 		case q.Sign() < 0:
-			s.addf(e.val.line, e.val.path, "%q is negative", text)
+			s.addf(kp, "%q is negative", text)
 		default:
-			out[e.key] = q
+			out[key] = q
 		}
 	}
 	return out
 }
 
-func (s *spec) labels(v value) map[string]string {
-	es := s.entries(v)
-	if len(es) == 0 {
+func (s *spec) labels(p string, m map[string]string) map[string]string {
+	if len(m) == 0 {
 		return nil
 	}
-	out := make(map[string]string, len(es))
-	for _, e := range es {
-		if errs := validation.IsQualifiedName(e.key); len(errs) > 0 {
-			s.addf(e.line, e.val.path, "%q is not a label key: %s", e.key, strings.Join(errs, "; "))
+	out := make(map[string]string, len(m))
+	for _, key := range s.doc.Keys(p) {
+		kp := child(p, key)
+		if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+			s.addf(kp, "%q is not a label key: %s", key, strings.Join(errs, "; "))
 			continue
 		}
-		val := s.str(e.val)
+		if s.doc.Failed(kp) {
+			continue
+		}
+		val := m[key]
 		if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
-			s.addf(e.val.line, e.val.path, "%q is not a label value: %s", val, strings.Join(errs, "; "))
+			s.addf(kp, "%q is not a label value: %s", val, strings.Join(errs, "; "))
 			continue
 		}
-		out[e.key] = val
+		out[key] = val
 	}
 	return out
 }
 
-func (s *spec) rollout(v value, specLine int) Rollout {
-	o := s.object(v, "waves", "healthTimeout", "failFast", "rollbackOnFailure")
+func (s *spec) rollout(rf *rolloutFile) Rollout {
+	const p = "spec.rollout"
 	r := Rollout{
 		HealthTimeout:     DefaultHealthTimeout,
 		FailFast:          true,
-		RollbackOnFailure: s.boolean(o.get("rollbackOnFailure")),
+		RollbackOnFailure: rf.RollbackOnFailure,
 	}
-	if ht := o.get("healthTimeout"); !ht.null() {
-		if d, ok := s.duration(ht); ok && d == 0 {
-			s.addf(ht.line, ht.path, "must be greater than 0")
-		} else if ok {
-			r.HealthTimeout = d
+	if hp := p + ".healthTimeout"; s.doc.Has(hp) && !s.doc.Failed(hp) {
+		if rf.HealthTimeout.Duration == 0 {
+			s.addf(hp, "must be greater than 0")
+		} else {
+			r.HealthTimeout = rf.HealthTimeout.Duration
 		}
 	}
-	if o.has("failFast") {
-		r.FailFast = s.boolean(o.get("failFast"))
+	if rf.FailFast != nil {
+		r.FailFast = *rf.FailFast
 	}
 
-	wv := o.get("waves")
-	items := s.seq(wv)
-	if len(items) == 0 {
-		if v.null() {
-			wv.line = specLine
-		}
-		s.addf(wv.line, wv.path, "at least one wave is required")
+	wp := p + ".waves"
+	if len(rf.Waves) == 0 {
+		s.addf(wp, "at least one wave is required")
 	}
 	waveAt := map[string]int{} // wave name → line
 	type placement struct {
@@ -284,64 +282,62 @@ func (s *spec) rollout(v value, specLine int) Rollout {
 		line int
 	}
 	placed := map[string]placement{} // cluster name → the wave that lists it
-	for _, item := range items {
-		wo := s.object(item, "name", "clusters", "bake", "maxParallel")
+	for i := range rf.Waves {
+		wf, ip := &rf.Waves[i], index(wp, i)
 		w := Wave{
-			Name:        s.required(wo.get("name")),
-			MaxParallel: s.integer(wo.get("maxParallel")),
+			Name:        s.required(ip+".name", wf.Name),
+			MaxParallel: wf.MaxParallel,
+			Bake:        wf.Bake.Duration,
 		}
-		w.Bake, _ = s.duration(wo.get("bake"))
 		if w.Name != "" {
 			if first, ok := waveAt[w.Name]; ok {
-				s.addf(wo.get("name").line, wo.get("name").path, "duplicate wave name %q (first defined at line %d)", w.Name, first)
+				s.addf(ip+".name", "duplicate wave name %q (first defined at line %d)", w.Name, first)
 			} else {
-				waveAt[w.Name] = wo.get("name").line
+				waveAt[w.Name] = s.doc.Line(ip + ".name")
 			}
 		}
 		if w.MaxParallel < 0 {
-			mp := wo.get("maxParallel")
-			s.addf(mp.line, mp.path, "must be 0 (all clusters of the wave at once) or more, got %d", w.MaxParallel)
+			s.addf(ip+".maxParallel", "must be 0 (all clusters of the wave at once) or more, got %d", w.MaxParallel)
 		}
 		label := strconv.Quote(w.Name)
 		if w.Name == "" {
-			label = item.path
+			label = ip
 		}
-		cv := wo.get("clusters")
-		members := s.seq(cv)
-		if len(members) == 0 {
-			s.addf(cv.line, cv.path, "a wave needs at least one cluster")
+		cp := ip + ".clusters"
+		if len(wf.Clusters) == 0 {
+			s.addf(cp, "a wave needs at least one cluster")
 		}
-		for _, m := range members {
-			name := s.str(m)
+		for j, name := range wf.Clusters {
 			if name == "" {
 				continue
 			}
+			mp := index(cp, j)
 			w.Clusters = append(w.Clusters, name)
 			ci, ok := s.byName[name]
 			if !ok {
-				s.addf(m.line, m.path, "unknown cluster %q, expected one of spec.clusters[].name", name)
+				s.addf(mp, "unknown cluster %q, expected one of spec.clusters[].name", name)
 				continue
 			}
 			if prev, ok := placed[name]; ok {
-				s.addf(m.line, m.path, "cluster %q is already in wave %s (line %d)", name, prev.wave, prev.line)
+				s.addf(mp, "cluster %q is already in wave %s (line %d)", name, prev.wave, prev.line)
 				continue
 			}
-			placed[name] = placement{wave: label, line: m.line}
+			placed[name] = placement{wave: label, line: s.doc.Line(mp)}
 			s.clusters[ci].Wave = w.Name
 		}
 		r.Waves = append(r.Waves, w)
 	}
-	if len(items) > 0 {
+	if len(rf.Waves) > 0 {
 		for i, c := range s.clusters {
 			if _, ok := placed[c.Name]; c.Name != "" && !s.dup[i] && !ok {
-				s.addf(s.items[i].line, s.items[i].path, "cluster %q is in no wave of spec.rollout.waves", c.Name)
+				s.addf(index("spec.clusters", i), "cluster %q is in no wave of spec.rollout.waves", c.Name)
 			}
 		}
 	}
 	return r
 }
 
-func (s *spec) windows(v value) []Window {
+func (s *spec) windows(wfs []windowFile) []Window {
 	environments := map[string]bool{}
 	for _, c := range s.clusters {
 		if c.Environment != "" {
@@ -356,61 +352,58 @@ func (s *spec) windows(v value) []Window {
 
 	var out []Window
 	nameAt := map[string]int{}
-	for _, item := range s.seq(v) {
-		o := s.object(item, "name", "kind", "schedule", "duration", "environments", "allowCategories")
-		w := Window{Name: s.required(o.get("name"))}
+	for i := range wfs {
+		wf, p := &wfs[i], index("spec.windows", i)
+		w := Window{Name: s.required(p+".name", wf.Name)}
 		if first, ok := nameAt[w.Name]; ok && w.Name != "" {
-			s.addf(o.get("name").line, o.get("name").path, "duplicate window name %q (first defined at line %d)", w.Name, first)
+			s.addf(p+".name", "duplicate window name %q (first defined at line %d)", w.Name, first)
 		} else if w.Name != "" {
-			nameAt[w.Name] = o.get("name").line
+			nameAt[w.Name] = s.doc.Line(p + ".name")
 		}
 
-		kv := o.get("kind")
-		switch w.Kind = s.str(kv); w.Kind {
+		switch w.Kind = wf.Kind; w.Kind {
 		case WindowKindDeny:
 		case "":
-			if kv.null() || kv.node.Kind == yaml.ScalarNode {
-				s.addf(kv.line, kv.path, "missing, expected %q", WindowKindDeny)
+			if !s.doc.Failed(p + ".kind") {
+				s.addf(p+".kind", "missing, expected %q", WindowKindDeny)
 			}
 		default:
-			s.addf(kv.line, kv.path, "%q is not a window kind, expected %q", w.Kind, WindowKindDeny)
+			s.addf(p+".kind", "%q is not a window kind, expected %q", w.Kind, WindowKindDeny)
 		}
 
-		sv := o.get("schedule")
-		w.Schedule = s.required(sv)
+		w.Schedule = s.required(p+".schedule", wf.Schedule)
 		if strings.HasPrefix(w.Schedule, "@every") {
-			s.addf(sv.line, sv.path, "%q has no fixed start times, expected a cron expression such as \"0 9 * * 1-5\" or @daily", w.Schedule)
+			s.addf(p+".schedule", "%q has no fixed start times, expected a cron expression such as \"0 9 * * 1-5\" or @daily", w.Schedule)
 		} else if w.Schedule != "" {
-			w.Cron = s.cron(sv, w.Schedule)
+			w.Cron = s.cron(p+".schedule", w.Schedule)
 		}
 
-		dv := o.get("duration")
-		if dv.null() {
-			s.addf(dv.line, dv.path, "missing, expected a duration such as 9h")
-		} else if d, ok := s.duration(dv); ok && d == 0 {
-			s.addf(dv.line, dv.path, "must be greater than 0")
-		} else {
-			w.Duration = d
+		switch dp := p + ".duration"; {
+		case s.doc.Failed(dp):
+		case !s.doc.Has(dp):
+			s.addf(dp, "missing, expected a duration such as 9h")
+		case wf.Duration.Duration == 0:
+			s.addf(dp, "must be greater than 0")
+		default:
+			w.Duration = wf.Duration.Duration
 		}
 
-		for _, ev := range s.seq(o.get("environments")) {
-			env := s.str(ev)
+		for j, env := range wf.Environments {
 			if env == "" {
 				continue
 			}
 			w.Environments = append(w.Environments, env)
 			if !environments[env] {
-				s.addf(ev.line, ev.path, "no cluster has environment %q (environments: %s)", env, strings.Join(known, ", "))
+				s.addf(index(p+".environments", j), "no cluster has environment %q (environments: %s)", env, strings.Join(known, ", "))
 			}
 		}
-		for _, cv := range s.seq(o.get("allowCategories")) {
-			cat := s.str(cv)
+		for j, cat := range wf.AllowCategories {
 			if cat == "" {
 				continue
 			}
 			w.AllowCategories = append(w.AllowCategories, cat)
 			if !slices.Contains(Categories, cat) {
-				s.addf(cv.line, cv.path, "%q is not a change category, expected one of %s", cat, strings.Join(Categories, ", "))
+				s.addf(index(p+".allowCategories", j), "%q is not a change category, expected one of %s", cat, strings.Join(Categories, ", "))
 			}
 		}
 		out = append(out, w)
@@ -418,58 +411,42 @@ func (s *spec) windows(v value) []Window {
 	return out
 }
 
-func (s *spec) cron(v value, schedule string) cron.Schedule {
+func (s *spec) cron(path, schedule string) cron.Schedule {
 	c, err := parseCron(schedule, s.loc)
 	if err != nil {
-		s.addf(v.line, v.path, "%q is not a cron schedule: %v", schedule, err)
+		s.addf(path, "%q is not a cron schedule: %v", schedule, err)
 		return nil
 	}
 	return c
 }
 
-func (s *spec) reconcile(v value) Reconcile {
-	o := s.object(v, "schedule")
-	r := Reconcile{Schedule: s.str(o.get("schedule"))}
+func (s *spec) reconcile(rf reconcileFile) Reconcile {
+	r := Reconcile{Schedule: rf.Schedule}
 	if r.Schedule != "" {
-		r.Cron = s.cron(o.get("schedule"), r.Schedule)
+		r.Cron = s.cron("spec.reconcile.schedule", r.Schedule)
 	}
 	return r
 }
 
-func (s *spec) change(v value) ChangeSource {
-	o := s.object(v, "source", "github")
-	c := ChangeSource{Source: s.str(o.get("source"))}
+func (s *spec) change(cf changeFile) ChangeSource {
+	const p = "spec.change"
+	c := ChangeSource{Source: cf.Source}
 	if c.Source == "" {
 		c.Source = DefaultChangeSource
 	}
-	gv := o.get("github")
-	g := s.object(gv, "owner", "repo")
 	switch c.Source {
 	case ChangeSourceGitHub:
-		if gv.null() {
-			s.addf(gv.line, gv.path, "missing, expected {owner, repo} when source is %q", ChangeSourceGitHub)
+		if cf.GitHub == nil {
+			s.addf(p+".github", "missing, expected {owner, repo} when source is %q", ChangeSourceGitHub)
 			break
 		}
-		c.GitHub = GitHubRepo{Owner: s.required(g.get("owner")), Repo: s.required(g.get("repo"))}
+		c.GitHub = GitHubRepo{Owner: s.required(p+".github.owner", cf.GitHub.Owner), Repo: s.required(p+".github.repo", cf.GitHub.Repo)}
 	case ChangeSourceTrailers:
-		c.GitHub = GitHubRepo{Owner: s.str(g.get("owner")), Repo: s.str(g.get("repo"))}
+		if cf.GitHub != nil {
+			c.GitHub = GitHubRepo{Owner: cf.GitHub.Owner, Repo: cf.GitHub.Repo}
+		}
 	default:
-		sv := o.get("source")
-		s.addf(sv.line, sv.path, "%q is not a change source, expected %q or %q", c.Source, ChangeSourceGitHub, ChangeSourceTrailers)
+		s.addf(p+".source", "%q is not a change source, expected %q or %q", c.Source, ChangeSourceGitHub, ChangeSourceTrailers)
 	}
 	return c
-}
-
-func (s *spec) policy(v value) map[string]any {
-	o := s.object(v, "data")
-	dv := o.get("data")
-	if dv.null() {
-		return map[string]any{}
-	}
-	if dv.node.Kind != yaml.MappingNode {
-		s.addf(dv.line, dv.path, "expected a mapping, got %s", describe(dv.node))
-		return map[string]any{}
-	}
-	data, _ := s.plain(dv).(map[string]any)
-	return data
 }

@@ -1,8 +1,9 @@
 // Package fleet owns the fleet definition of a config repository: the
-// fleet.yaml file (DESIGN.md §2), its strict loading and its validation.
-// Load and Parse walk the YAML node tree so that every problem (unknown
-// fields included) is reported at once, each with its file, line and field,
-// in a *ValidationError.
+// fleet.yaml file, its strict loading and its validation.
+// Load and Parse decode it with yamlfile, convoy's one strict loader
+// (file.go is the file as written), then check what it means (spec.go), so
+// that every problem (unknown fields included) is reported at once, each
+// with its file, line and field, in a *ValidationError.
 package fleet
 
 import (

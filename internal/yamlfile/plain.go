@@ -1,4 +1,4 @@
-package fleet
+package yamlfile
 
 import (
 	"encoding/json"
@@ -17,20 +17,24 @@ func (d *decoder) plain(v value) any {
 	if v.null() {
 		return nil
 	}
+	d.at(v)
+	d.present[v.path] = true
 	n := v.node
 	switch n.Kind {
 	case yaml.MappingNode:
+		if !d.enter(v) {
+			return nil
+		}
+		defer delete(d.active, n)
 		m := map[string]any{}
 		for _, e := range d.entries(v) {
 			m[e.key] = d.plain(e.val)
 		}
 		return m
 	case yaml.SequenceNode:
-		if d.active[n] {
-			d.addf(v.line, v.path, "an alias refers to a sequence that contains it")
+		if !d.enter(v) {
 			return nil
 		}
-		d.active[n] = true
 		defer delete(d.active, n)
 		s := make([]any, 0, len(n.Content))
 		for _, c := range d.seq(v) {
