@@ -3,7 +3,7 @@
 // server-side apply under the field manager "convoy", a health wait with
 // kstatus, a prune of what the cluster's previous inventory held and the
 // new one does not, and the cluster's own record of what it runs (the
-// ConfigMap convoy-system/convoy-<fleet>, DESIGN.md §6).
+// ConfigMap convoy-system/convoy-<fleet>).
 //
 // The stages are fluxcd/pkg/ssa's: cluster definitions (namespaces, CRDs,
 // cluster roles) and classes go through ssa's ApplyAllStaged, which waits

@@ -9,7 +9,7 @@ import (
 )
 
 // ObjectRef identifies one object by apiVersion, kind, namespace and name.
-// Its string form is the object ID of DESIGN.md: apps/v1/Deployment/ns/name,
+// Its string form is convoy's object ID: apps/v1/Deployment/ns/name,
 // v1/ConfigMap/ns/name, v1/Namespace//name.
 type ObjectRef struct {
 	GVK       schema.GroupVersionKind

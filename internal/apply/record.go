@@ -42,7 +42,7 @@ const (
 const inventoryInlineMax = 64 << 10
 
 // Record is a cluster's own account of what convoy applied there: the
-// ConfigMap convoy-system/convoy-<fleet> (DESIGN.md §6). The agent keeps no
+// ConfigMap convoy-system/convoy-<fleet>. The agent keeps no
 // other state; it resumes from these records.
 type Record struct {
 	Fleet            string       `json:"fleet"`

@@ -1,10 +1,10 @@
 // Package change finds the change request behind a revision.
 //
-// A Change is the document of DESIGN.md §4 (`change.*` of the policy input
+// A Change is the change document (`change.*` of the policy input
 // and the file of `--change FILE`); its JSON field names are a public contract.
 package change
 
-// Categories of a change (DESIGN.md §3).
+// Categories of a change, from most to least urgent.
 const (
 	// Emergency is a change that must go out now; it needs a stated reason.
 	Emergency = "emergency"

@@ -1,4 +1,4 @@
-// Package policy is convoy's policy gate (DESIGN.md §4): it compiles the
+// Package policy is convoy's policy gate: it compiles the
 // built-in Rego policies and a repository's own, builds the input document of
 // one change for one cluster, and evaluates it to allow, hold or deny.
 //
@@ -63,7 +63,7 @@ type Options struct {
 }
 
 // Decision is the deny a policy set that does not compile stands for (fail
-// closed, DESIGN.md §4): one message per problem, located at its file and
+// closed): one message per problem, located at its file and
 // line.
 func (e *CompileError) Decision() Decision {
 	d := Decision{Verdict: Deny, Hold: []Message{}, Warn: []Message{}}

@@ -18,7 +18,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/fleet"
 )
 
-// Input is the policy input of DESIGN.md §4: one document per cluster per
+// Input is the policy input: one document per cluster per
 // change. Its JSON field names are a contract with every policy.
 type Input struct {
 	Fleet   string           `json:"fleet"`

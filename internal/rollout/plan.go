@@ -86,8 +86,8 @@ type PlanInput struct {
 
 // Plan renders and evaluates every cluster. A render error fails the whole
 // plan: no cluster is planned from a broken repo. Policies that do not
-// compile deny every cluster, naming each file and line (fail closed,
-// DESIGN.md §4). Objects in protected namespaces, or named like convoy's
+// compile deny every cluster, naming each file and line (fail closed).
+// Objects in protected namespaces, or named like convoy's
 // records, are denied whatever the policies say.
 func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 	basisOf := in.Basis

@@ -10,7 +10,7 @@ import (
 	"github.com/convoy-gitops/convoy/internal/source"
 )
 
-// PlanDoc is the JSON of convoy plan (DESIGN.md §5), also posted on pull
+// PlanDoc is the JSON of convoy plan (convoy plan -o json), also posted on pull
 // requests by the agent.
 type PlanDoc struct {
 	Revision string         `json:"revision"`
