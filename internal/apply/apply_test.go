@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -20,12 +21,42 @@ import (
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
+func TestMain(m *testing.M) {
+	testenv.SharedSpecs = []testenv.Spec{{Name: "staging"}} // one is enough here
+	os.Exit(testenv.Main(m))
+}
+
+// The tests share the package's API server (testenv.Shared), one after the
+// other, each in a namespace and under a fleet of its own, both named
+// after the test: in the documents and the expectations below, "shop"
+// stands for the test's namespace (see sub) and the applier's fleet is
+// the test's name. Tests that need controllers keep a plane of their own.
+
+// shared is the API server the package's tests share.
+func shared(t *testing.T) *testenv.Cluster {
+	t.Helper()
+	return testenv.Shared(t).Get("staging")
+}
+
+// sub puts the test's namespace for "shop" in s.
+func sub(t *testing.T, s string) string { return strings.ReplaceAll(s, "shop", testenv.Name(t)) }
+
+// subs is sub of each of ss.
+func subs(t *testing.T, ss ...string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = sub(t, s)
+	}
+	return out
+}
+
+// objects parses docs, in the test's namespace.
 func objects(t *testing.T, docs ...string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
 	for _, d := range docs {
 		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(d), &u.Object); err != nil {
+		if err := yaml.Unmarshal([]byte(sub(t, d)), &u.Object); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, u)
@@ -45,7 +76,7 @@ const (
 
 func applier(t *testing.T, c *testenv.Cluster) *apply.Applier {
 	t.Helper()
-	a, err := apply.New(c.Config, "demo", c.Name)
+	a, err := apply.New(c.Config, testenv.Name(t), c.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,17 +102,17 @@ func exists(t *testing.T, c client.Client, apiVersion, kind, ns, name string) bo
 // apply with owner labels, a record round trip, a prune that spares
 // prune-disabled and foreign objects, and the refusal of an empty render.
 func TestApplyPruneAndRecord(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
-	c := cs.Items[0]
+	c := shared(t)
 	a := applier(t, c)
 	ctx := context.Background()
+	fl := testenv.Name(t)
 	opts := apply.Options{HealthTimeout: 30 * time.Second, WaitInterval: 200 * time.Millisecond}
 
 	res, err := a.Apply(ctx, objects(t, nsDoc, cmA, cmB, cmKeep, saDoc, roleDoc), nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantInv := []string{"rbac.authorization.k8s.io/v1/Role/shop/web", "v1/ConfigMap/shop/a", "v1/ConfigMap/shop/b", "v1/ConfigMap/shop/keep", "v1/Namespace//shop", "v1/ServiceAccount/shop/web"}
+	wantInv := subs(t, "rbac.authorization.k8s.io/v1/Role/shop/web", "v1/ConfigMap/shop/a", "v1/ConfigMap/shop/b", "v1/ConfigMap/shop/keep", "v1/Namespace//shop", "v1/ServiceAccount/shop/web")
 	if diff := cmp.Diff(wantInv, res.Inventory); diff != "" {
 		t.Fatalf("inventory (-want +got):\n%s", diff)
 	}
@@ -100,18 +131,18 @@ func TestApplyPruneAndRecord(t *testing.T) {
 	live := &unstructured.Unstructured{}
 	live.SetAPIVersion("v1")
 	live.SetKind("ConfigMap")
-	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "a"}, live); err != nil {
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: sub(t, "shop"), Name: "a"}, live); err != nil {
 		t.Fatal(err)
 	}
-	if got := live.GetLabels(); got[apply.LabelFleet] != "demo" || got[apply.LabelCluster] != "edge" {
-		t.Errorf("owner labels = %v, want fleet demo, cluster edge", got)
+	if got := live.GetLabels(); got[apply.LabelFleet] != fl || got[apply.LabelCluster] != c.Name {
+		t.Errorf("owner labels = %v, want fleet %s, cluster %s", got, fl, c.Name)
 	}
 
-	rec := &apply.Record{Fleet: "demo", Cluster: "edge", Revision: "r1", Status: apply.StatusApplied, Health: "healthy", Inventory: res.Inventory}
+	rec := &apply.Record{Fleet: fl, Cluster: c.Name, Revision: "r1", Status: apply.StatusApplied, Health: "healthy", Inventory: res.Inventory}
 	if err := apply.WriteRecord(ctx, c.Client, rec); err != nil {
 		t.Fatal(err)
 	}
-	got, err := apply.ReadRecord(ctx, c.Client, "demo")
+	got, err := apply.ReadRecord(ctx, c.Client, fl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,25 +156,25 @@ func TestApplyPruneAndRecord(t *testing.T) {
 	if err := c.Client.Create(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
-	got.Inventory = append(got.Inventory, "v1/ConfigMap/shop/foreign")
+	got.Inventory = append(got.Inventory, sub(t, "v1/ConfigMap/shop/foreign"))
 
 	// Revision 2 drops b, keep, the ServiceAccount and the Role.
 	res, err = a.Apply(ctx, objects(t, nsDoc, cmA), got, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"rbac.authorization.k8s.io/v1/Role/shop/web", "v1/ConfigMap/shop/b", "v1/ServiceAccount/shop/web"}, res.Pruned); diff != "" {
+	if diff := cmp.Diff(subs(t, "rbac.authorization.k8s.io/v1/Role/shop/web", "v1/ConfigMap/shop/b", "v1/ServiceAccount/shop/web"), res.Pruned); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"v1/ConfigMap/shop/foreign", "v1/ConfigMap/shop/keep"}, res.Kept); diff != "" {
+	if diff := cmp.Diff(subs(t, "v1/ConfigMap/shop/foreign", "v1/ConfigMap/shop/keep"), res.Kept); diff != "" {
 		t.Errorf("kept (-want +got):\n%s", diff)
 	}
 	for name, want := range map[string]bool{"a": true, "b": false, "keep": true, "foreign": true} {
-		if got := exists(t, c.Client, "v1", "ConfigMap", "shop", name); got != want {
+		if got := exists(t, c.Client, "v1", "ConfigMap", sub(t, "shop"), name); got != want {
 			t.Errorf("ConfigMap shop/%s exists = %v, want %v", name, got, want)
 		}
 	}
-	if exists(t, c.Client, "v1", "ServiceAccount", "shop", "web") {
+	if exists(t, c.Client, "v1", "ServiceAccount", sub(t, "shop"), "web") {
 		t.Error("ServiceAccount shop/web survived the prune")
 	}
 
@@ -152,7 +183,7 @@ func TestApplyPruneAndRecord(t *testing.T) {
 	if _, err := a.Apply(ctx, nil, got, opts); err == nil || !strings.Contains(err.Error(), "--allow-empty") {
 		t.Errorf("empty render: err = %v, want a refusal naming --allow-empty", err)
 	}
-	if !exists(t, c.Client, "v1", "ConfigMap", "shop", "a") {
+	if !exists(t, c.Client, "v1", "ConfigMap", sub(t, "shop"), "a") {
 		t.Error("refused empty render still pruned shop/a")
 	}
 }
@@ -160,17 +191,17 @@ func TestApplyPruneAndRecord(t *testing.T) {
 // TestRecordOptimisticConcurrency: two writers that read the same record
 // cannot both write it; the second fails loudly with ErrConflict.
 func TestRecordOptimisticConcurrency(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "dr"})
-	c := cs.Items[0].Client
+	c := shared(t).Client
 	ctx := context.Background()
-	if err := apply.WriteRecord(ctx, c, &apply.Record{Fleet: "demo", Cluster: "dr", Revision: "r1"}); err != nil {
+	fl := testenv.Name(t)
+	if err := apply.WriteRecord(ctx, c, &apply.Record{Fleet: fl, Cluster: "dr", Revision: "r1"}); err != nil {
 		t.Fatal(err)
 	}
-	first, err := apply.ReadRecord(ctx, c, "demo")
+	first, err := apply.ReadRecord(ctx, c, fl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := apply.ReadRecord(ctx, c, "demo")
+	second, err := apply.ReadRecord(ctx, c, fl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +213,7 @@ func TestRecordOptimisticConcurrency(t *testing.T) {
 	if err := apply.WriteRecord(ctx, c, second); !errors.Is(err, apply.ErrConflict) {
 		t.Fatalf("second writer: err = %v, want ErrConflict", err)
 	}
-	final, err := apply.ReadRecord(ctx, c, "demo")
+	final, err := apply.ReadRecord(ctx, c, fl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +221,7 @@ func TestRecordOptimisticConcurrency(t *testing.T) {
 		t.Errorf("record revision = %q, want r2 (the first writer's)", final.Revision)
 	}
 	// A record whose creation races another creation conflicts too.
-	if err := apply.WriteRecord(ctx, c, &apply.Record{Fleet: "demo", Cluster: "dr", Revision: "r9"}); !errors.Is(err, apply.ErrConflict) {
+	if err := apply.WriteRecord(ctx, c, &apply.Record{Fleet: fl, Cluster: "dr", Revision: "r9"}); !errors.Is(err, apply.ErrConflict) {
 		t.Errorf("blind create over an existing record: err = %v, want ErrConflict", err)
 	}
 }
@@ -198,8 +229,7 @@ func TestRecordOptimisticConcurrency(t *testing.T) {
 // TestDryRunRejectsWithoutWriting: an object the API server refuses is
 // named with the server's message, and no real write reaches the cluster.
 func TestDryRunRejectsWithoutWriting(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "prod"})
-	c := cs.Items[0]
+	c := shared(t)
 	a := applier(t, c)
 	ctx := context.Background()
 	bad := `apiVersion: apps/v1
@@ -213,7 +243,7 @@ spec:
     spec:
       containers: [{name: x, image: nginx}]
 `
-	unknown := "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\n"
+	unknown := "apiVersion: unknown.example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\n"
 	// Only the resources of the objects: the API server's own start-up
 	// creates namespaces and services of its own at an unknown moment.
 	mine := []string{"configmaps", "deployments", "widgets"}
@@ -227,10 +257,10 @@ spec:
 	for _, r := range rej.Rejections {
 		ids = append(ids, r.ID)
 	}
-	if diff := cmp.Diff([]string{"apps/v1/Deployment/shop/broken", "example.com/v1/Widget/shop/w"}, ids); diff != "" {
+	if diff := cmp.Diff(subs(t, "apps/v1/Deployment/shop/broken", "unknown.example.com/v1/Widget/shop/w"), ids); diff != "" {
 		t.Errorf("rejected objects (-want +got):\n%s", diff)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "spec.replicas") || !strings.Contains(msg, "cluster prod: apps/v1/Deployment/shop/broken rejected") {
+	if msg := err.Error(); !strings.Contains(msg, "spec.replicas") || !strings.Contains(msg, sub(t, "cluster "+c.Name+": apps/v1/Deployment/shop/broken rejected")) {
 		t.Errorf("message %q does not name the object and field", msg)
 	}
 	// Dry-runs count as APPLY: 2 of them (the namespace is dry-run with
@@ -238,8 +268,8 @@ spec:
 	if got := requests(t, c, mine...).Sub(before); got.Mutating() != 2 || got["APPLY"] != 2 {
 		t.Errorf("dry-run sent %v, want the 2 dry-run APPLYs of the ConfigMap and the Deployment", got)
 	}
-	if exists(t, c.Client, "v1", "Namespace", "", "shop") {
-		t.Error("namespace shop was created by a dry-run")
+	if exists(t, c.Client, "v1", "Namespace", "", sub(t, "shop")) {
+		t.Error("the namespace was created by a dry-run")
 	}
 }
 
@@ -270,8 +300,7 @@ spec:
 // custom resource of a CRD it has just created, and recreates an object
 // whose immutable field changed only when it is annotated convoy.dev/force.
 func TestApplySendsEachObjectOnce(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "direct"})
-	cl := cs.Items[0]
+	cl := shared(t)
 	a := applier(t, cl)
 	ctx := context.Background()
 	cms := func(v string, n int) []string {
@@ -287,10 +316,10 @@ func TestApplySendsEachObjectOnce(t *testing.T) {
 
 	// A widget the CRD's schema refuses: nothing of the last stage is written.
 	_, err := a.Apply(ctx, objects(t, append(cms("1", 5), nsDoc, widgetCRD, widget(0))...), nil, fastOpts)
-	if err == nil || !strings.Contains(err.Error(), "example.com/v1/Widget/shop/w rejected") || !strings.Contains(err.Error(), "spec.size") {
+	if err == nil || !strings.Contains(err.Error(), sub(t, "example.com/v1/Widget/shop/w rejected")) || !strings.Contains(err.Error(), "spec.size") {
 		t.Fatalf("apply with a bad widget: %v, want the widget rejected naming spec.size", err)
 	}
-	if exists(t, cl.Client, "v1", "ConfigMap", "shop", "cm-0") {
+	if exists(t, cl.Client, "v1", "ConfigMap", sub(t, "shop"), "cm-0") {
 		t.Fatal("cm-0 was written although a custom resource of the same apply was invalid")
 	}
 
@@ -324,7 +353,7 @@ func TestApplySendsEachObjectOnce(t *testing.T) {
 		t.Errorf("%d fingerprints, want one per object (53)", len(res.Fingerprints))
 	}
 
-	rec := &apply.Record{Fleet: "demo", Cluster: a.Cluster, Revision: "r", Status: apply.StatusApplied,
+	rec := &apply.Record{Fleet: testenv.Name(t), Cluster: a.Cluster, Revision: "r", Status: apply.StatusApplied,
 		Inventory: res.Inventory, Fingerprints: res.Fingerprints, Hashes: res.Hashes}
 	res, err = a.Apply(ctx, objects(t, append(append(cms("1", 49), cms("2", 50)[49]), nsDoc, widgetCRD, widget(3))...), rec, fastOpts)
 	if err != nil {
@@ -346,14 +375,14 @@ func TestApplySendsEachObjectOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.Apply(ctx, immutable("2", ""), nil, fastOpts)
-	if err == nil || !strings.Contains(err.Error(), "ConfigMap/shop/frozen apply failed") {
+	if err == nil || !strings.Contains(err.Error(), sub(t, "ConfigMap/shop/frozen apply failed")) {
 		t.Errorf("changing an immutable ConfigMap without force: %v, want it named", err)
 	}
 	if _, err := a.Apply(ctx, immutable("2", "convoy.dev/force: enabled"), nil, fastOpts); err != nil {
 		t.Fatalf("changing an immutable ConfigMap with force: %v", err)
 	}
 	var frozen corev1.ConfigMap
-	if err := cl.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "frozen"}, &frozen); err != nil || frozen.Data["v"] != "2" {
+	if err := cl.Client.Get(ctx, client.ObjectKey{Namespace: sub(t, "shop"), Name: "frozen"}, &frozen); err != nil || frozen.Data["v"] != "2" {
 		t.Errorf("frozen = %v (%v), want it recreated with v=2", frozen.Data, err)
 	}
 }

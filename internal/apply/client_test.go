@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
@@ -53,11 +54,12 @@ func TestCheckKubeconfig(t *testing.T) {
 // secretRef reads kubeconfigs from the agent's namespace only, from Secrets
 // labelled for convoy, and refuses one that would run a program.
 func TestSecretRefKubeconfig(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "home"})
-	c := cs.Get("home")
+	c := testenv.Shared(t).Get("staging")
 	ctx := context.Background()
-	for _, ns := range []string{"convoy-system", "team"} {
-		if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	// Names of the test's own: the plane is shared.
+	team, good, unlabelled, execName := testenv.Name(t)+"-team", testenv.Name(t)+"-good", testenv.Name(t)+"-unlabelled", testenv.Name(t)+"-exec"
+	for _, ns := range []string{"convoy-system", team} {
+		if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatal(err)
 		}
 	}
@@ -71,16 +73,16 @@ func TestSecretRefKubeconfig(t *testing.T) {
 		}
 	}
 	exec := strings.Replace(goodKubeconfig, "user: {token: abc}", "user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}}", 1)
-	secret("convoy-system", "good", true, goodKubeconfig)
-	secret("convoy-system", "unlabelled", false, goodKubeconfig)
-	secret("convoy-system", "exec", true, exec)
-	secret("team", "theirs", true, goodKubeconfig)
+	secret("convoy-system", good, true, goodKubeconfig)
+	secret("convoy-system", unlabelled, false, goodKubeconfig)
+	secret("convoy-system", execName, true, exec)
+	secret(team, "theirs", true, goodKubeconfig)
 	k := &apply.Connector{Local: c.Client, LocalNamespace: "convoy-system"}
 	for _, tt := range []struct{ ns, name, want string }{
-		{"convoy-system", "good", ""},
-		{"convoy-system", "unlabelled", "is not labelled convoy.dev/kubeconfig=true"},
-		{"convoy-system", "exec", "exec credential plugins are not allowed"},
-		{"team", "theirs", `read from the agent's namespace "convoy-system" only`},
+		{"convoy-system", good, ""},
+		{"convoy-system", unlabelled, "is not labelled convoy.dev/kubeconfig=true"},
+		{"convoy-system", execName, "exec credential plugins are not allowed"},
+		{team, "theirs", `read from the agent's namespace "convoy-system" only`},
 	} {
 		cl := &fleet.Cluster{Name: "x", Kubeconfig: fleet.KubeconfigRef{SecretRef: &fleet.SecretRef{Namespace: tt.ns, Name: tt.name, Key: "kubeconfig"}}}
 		cfg, err := k.RESTConfig(ctx, cl)

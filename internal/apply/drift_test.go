@@ -45,12 +45,12 @@ func applyAndRecord(t *testing.T, a *apply.Applier, c client.Client, objs []*uns
 			t.Fatalf("apply left %s without a fingerprint: %q", id, res.Fingerprints[id])
 		}
 	}
-	rec := &apply.Record{Fleet: "demo", Cluster: a.Cluster, Revision: "r1", Status: apply.StatusApplied,
+	rec := &apply.Record{Fleet: testenv.Name(t), Cluster: a.Cluster, Revision: "r1", Status: apply.StatusApplied,
 		Inventory: res.Inventory, Fingerprints: res.Fingerprints}
 	if err := apply.WriteRecord(ctx, c, rec); err != nil {
 		t.Fatal(err)
 	}
-	got, err := apply.ReadRecord(ctx, c, "demo")
+	got, err := apply.ReadRecord(ctx, c, testenv.Name(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +74,11 @@ func getCM(t *testing.T, c client.Client, ns, name string) *corev1.ConfigMap {
 // set are not drift and survive the correction; only drifted objects are
 // re-applied, and the record's fingerprints follow.
 func TestDriftDetectAndCorrect(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
-	c := cs.Items[0].Client
-	a := applier(t, cs.Items[0])
+	cl := shared(t)
+	c := cl.Client
+	a := applier(t, cl)
 	ctx := context.Background()
+	shop := sub(t, "shop")
 	rec := applyAndRecord(t, a, c, objects(t, nsDoc, cmA, cmB, cmC, saDoc, svcDoc))
 
 	drifted, err := a.Drift(ctx, rec)
@@ -90,7 +91,7 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 
 	// Not drift: a foreign annotation and a foreign data key on b, a label
 	// on the Service, and an Update that rewrites c with the same values.
-	b := getCM(t, c, "shop", "b")
+	b := getCM(t, c, shop, "b")
 	b.Annotations = map[string]string{"team": "payments"}
 	b.Data["extra"] = "theirs"
 	if err := c.Update(ctx, b, client.FieldOwner("kubectl-edit")); err != nil {
@@ -98,11 +99,11 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 	}
 	svcPatch := []byte(`{"metadata":{"labels":{"monitored":"yes"}}}`)
 	svc := &corev1.Service{}
-	svc.Namespace, svc.Name = "shop", "web"
+	svc.Namespace, svc.Name = shop, "web"
 	if err := c.Patch(ctx, svc, client.RawPatch("application/merge-patch+json", svcPatch), client.FieldOwner("kubectl-label")); err != nil {
 		t.Fatal(err)
 	}
-	same := getCM(t, c, "shop", "c")
+	same := getCM(t, c, shop, "c")
 	if err := c.Update(ctx, same, client.FieldOwner("kubectl-replace")); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 
 	// Drift: a's value edited, the Service's target port patched, the
 	// ServiceAccount deleted, c's owner label removed.
-	edited := getCM(t, c, "shop", "a")
+	edited := getCM(t, c, shop, "a")
 	edited.Data["k"] = "hand-edited"
 	if err := c.Update(ctx, edited, client.FieldOwner("kubectl-edit")); err != nil {
 		t.Fatal(err)
@@ -126,16 +127,16 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 		t.Fatal(err)
 	}
 	sa := &corev1.ServiceAccount{}
-	sa.Namespace, sa.Name = "shop", "web"
+	sa.Namespace, sa.Name = shop, "web"
 	if err := c.Delete(ctx, sa); err != nil {
 		t.Fatal(err)
 	}
-	unlabelled := getCM(t, c, "shop", "c")
+	unlabelled := getCM(t, c, shop, "c")
 	delete(unlabelled.Labels, apply.LabelCluster)
 	if err := c.Update(ctx, unlabelled, client.FieldOwner("kubectl-edit")); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"v1/ConfigMap/shop/a", "v1/ConfigMap/shop/c", "v1/Service/shop/web", "v1/ServiceAccount/shop/web"}
+	want := subs(t, "v1/ConfigMap/shop/a", "v1/ConfigMap/shop/c", "v1/Service/shop/web", "v1/ServiceAccount/shop/web")
 	drifted, err = a.Drift(ctx, rec)
 	if err != nil {
 		t.Fatal(err)
@@ -151,11 +152,11 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 	if diff := cmp.Diff(want, corrected); diff != "" {
 		t.Errorf("corrected (-want +got):\n%s", diff)
 	}
-	if got := getCM(t, c, "shop", "a").Data["k"]; got != "v" {
+	if got := getCM(t, c, shop, "a").Data["k"]; got != "v" {
 		t.Errorf("ConfigMap shop/a data.k = %q after correction, want v", got)
 	}
-	if got := getCM(t, c, "shop", "c").Labels[apply.LabelCluster]; got != "edge" {
-		t.Errorf("ConfigMap shop/c cluster label = %q after correction, want edge", got)
+	if got := getCM(t, c, shop, "c").Labels[apply.LabelCluster]; got != cl.Name {
+		t.Errorf("ConfigMap shop/c cluster label = %q after correction, want %s", got, cl.Name)
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
 		t.Fatal(err)
@@ -163,11 +164,11 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 	if p := svc.Spec.Ports; len(p) != 1 || p[0].Port != 80 || p[0].TargetPort != intstr.FromInt32(8080) {
 		t.Errorf("Service shop/web ports = %+v after correction, want 80 → 8080", p)
 	}
-	if !exists(t, c, "v1", "ServiceAccount", "shop", "web") {
+	if !exists(t, c, "v1", "ServiceAccount", shop, "web") {
 		t.Error("ServiceAccount shop/web was not recreated")
 	}
 	// Fields convoy never set are left alone.
-	if b := getCM(t, c, "shop", "b"); b.Annotations["team"] != "payments" || b.Data["extra"] != "theirs" {
+	if b := getCM(t, c, shop, "b"); b.Annotations["team"] != "payments" || b.Data["extra"] != "theirs" {
 		t.Errorf("ConfigMap shop/b lost foreign fields: annotations %v, data %v", b.Annotations, b.Data)
 	}
 	if svc.Labels["monitored"] != "yes" {
@@ -175,7 +176,7 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 	}
 
 	// The record follows: a fresh read sees no drift, and the correction is noted.
-	after, err := apply.ReadRecord(ctx, c, "demo")
+	after, err := apply.ReadRecord(ctx, c, testenv.Name(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 	if err := apply.WriteRecord(ctx, c, after); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Correct(ctx, objects(t, cmA), []string{"v1/ConfigMap/shop/a"}, rec); !errors.Is(err, apply.ErrConflict) {
+	if _, err := a.Correct(ctx, objects(t, cmA), subs(t, "v1/ConfigMap/shop/a"), rec); !errors.Is(err, apply.ErrConflict) {
 		t.Errorf("correct with a stale record: err = %v, want ErrConflict", err)
 	}
 }
@@ -205,9 +206,8 @@ func TestDriftDetectAndCorrect(t *testing.T) {
 // record written before fingerprints, or an edited one) are reported, so
 // that they are re-applied rather than trusted.
 func TestDriftUnverified(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "dr"})
-	c := cs.Items[0].Client
-	a := applier(t, cs.Items[0])
+	c := shared(t).Client
+	a := applier(t, shared(t))
 	ctx := context.Background()
 	objs := objects(t, nsDoc, cmA, cmB)
 	rec := applyAndRecord(t, a, c, objs)
@@ -237,10 +237,10 @@ func TestDriftUnverified(t *testing.T) {
 // trip through the gzipped form, and fingerprints that no longer line up
 // with the inventory are dropped rather than misattributed.
 func TestRecordFingerprintsCompressed(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "big"})
-	c := cs.Items[0].Client
+	c := shared(t).Client
 	ctx := context.Background()
-	rec := &apply.Record{Fleet: "demo", Cluster: "big", Revision: "r1", Fingerprints: map[string]string{}}
+	fl := testenv.Name(t)
+	rec := &apply.Record{Fleet: fl, Cluster: "big", Revision: "r1", Fingerprints: map[string]string{}}
 	for i := range 5000 {
 		id := fmt.Sprintf("v1/ConfigMap/ns-%d/cm-%d", i%10, i)
 		rec.Inventory = append(rec.Inventory, id)
@@ -251,11 +251,11 @@ func TestRecordFingerprintsCompressed(t *testing.T) {
 	if err := apply.WriteRecord(ctx, c, rec); err != nil {
 		t.Fatal(err)
 	}
-	cm := getCM(t, c, apply.StateNamespace, apply.RecordName("demo"))
+	cm := getCM(t, c, apply.StateNamespace, apply.RecordName(fl))
 	if _, ok := cm.BinaryData["fingerprints.gz"]; !ok {
 		t.Errorf("5,000 fingerprints stored inline (keys %v), want fingerprints.gz", keys(cm))
 	}
-	got, err := apply.ReadRecord(ctx, c, "demo")
+	got, err := apply.ReadRecord(ctx, c, fl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestRecordFingerprintsCompressed(t *testing.T) {
 	if err := c.Update(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
-	got, err = apply.ReadRecord(ctx, c, "demo")
+	got, err = apply.ReadRecord(ctx, c, fl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,8 +422,7 @@ func TestDriftRequestCount(t *testing.T) {
 // the object someone edited by hand — not the other 195 — and the record's
 // hashes make the next identical apply send nothing.
 func TestApplySendsOnlyWhatChanged(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "changes"})
-	cl := cs.Items[0]
+	cl := shared(t)
 	c := cl.Client
 	a := applier(t, cl)
 	ctx := context.Background()
@@ -438,7 +437,7 @@ func TestApplySendsOnlyWhatChanged(t *testing.T) {
 		return objects(t, docs...)
 	}
 	record := func(res *apply.Result) *apply.Record {
-		return &apply.Record{Fleet: "demo", Cluster: a.Cluster, Revision: "r", Status: apply.StatusApplied,
+		return &apply.Record{Fleet: testenv.Name(t), Cluster: a.Cluster, Revision: "r", Status: apply.StatusApplied,
 			Inventory: res.Inventory, Fingerprints: res.Fingerprints, Hashes: res.Hashes}
 	}
 	res, err := a.Apply(ctx, render(func(int) int { return 1 }), nil, fastOpts)

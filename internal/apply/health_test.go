@@ -51,7 +51,7 @@ func TestHealthWaitEndsAtFirstFailure(t *testing.T) {
 		t.Fatalf("apply: err = %v, want an UnhealthyError", err)
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "failed early") || !strings.Contains(msg, "Deployment/shop/stuck status: 'Failed'") {
+	if !strings.Contains(msg, "failed early") || !strings.Contains(msg, sub(t, "Deployment/shop/stuck status: 'Failed'")) {
 		t.Errorf("err = %q, want the wait ended early by Deployment shop/stuck's failure", msg)
 	}
 	if strings.Contains(msg, "timeout") || strings.Contains(msg, "pending") {
@@ -64,10 +64,9 @@ func TestHealthWaitEndsAtFirstFailure(t *testing.T) {
 // failed poll, on a set whose health is unknown): it looks again until its
 // timeout, and the error then names the object still unhealthy.
 func TestHealthWaitOutlivesFailedPolls(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
-	c := cs.Items[0]
+	c := shared(t)
 	proxy := testenv.NewAPIProxy(t, c)
-	a, err := apply.New(proxy.Config, "demo", c.Name)
+	a, err := apply.New(proxy.Config, testenv.Name(t), c.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,7 @@ func TestHealthWaitOutlivesFailedPolls(t *testing.T) {
 		dep := &unstructured.Unstructured{}
 		dep.SetAPIVersion("apps/v1")
 		dep.SetKind("Deployment")
-		for c.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "stuck"}, dep) != nil {
+		for c.Client.Get(ctx, client.ObjectKey{Namespace: sub(t, "shop"), Name: "stuck"}, dep) != nil {
 			if ctx.Err() != nil {
 				outage <- ctx.Err()
 				return
@@ -105,7 +104,7 @@ func TestHealthWaitOutlivesFailedPolls(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Fatalf("apply: err = %v, want an UnhealthyError", err)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "timeout waiting for") || !strings.Contains(msg, "Deployment/shop/stuck") {
+	if msg := err.Error(); !strings.Contains(msg, "timeout waiting for") || !strings.Contains(msg, sub(t, "Deployment/shop/stuck")) {
 		t.Errorf("err = %q, want a timeout naming Deployment shop/stuck", msg)
 	}
 	if took < 4*time.Second {

@@ -42,8 +42,7 @@ spec:
 // no managed fields, no last-applied annotation and no pod template, and
 // still has what kstatus reads.
 func TestPollReaderTrims(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "poll"})
-	c := cs.Items[0]
+	c := testenv.Shared(t).Get("staging")
 	ctx := context.Background()
 	dep := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(pollDeployment), &dep.Object); err != nil {
@@ -156,8 +155,7 @@ func TestTrimForPoll(t *testing.T) {
 // against polls every 200 ms, so the refusal comes well before the 3 s
 // timeout.
 func TestHealthWaitThrottledNamesUnhealthy(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "throttled"})
-	c := cs.Items[0]
+	c := testenv.Shared(t).Get("staging")
 	ctx := context.Background()
 	dep := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(pollDeployment), &dep.Object); err != nil {
@@ -169,7 +167,7 @@ func TestHealthWaitThrottledNamesUnhealthy(t *testing.T) {
 	}
 	cfg := rest.CopyConfig(c.Config)
 	cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(1, 1)
-	a, err := New(cfg, "demo", c.Name)
+	a, err := New(cfg, testenv.Name(t), c.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

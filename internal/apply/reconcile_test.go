@@ -23,19 +23,15 @@ import (
 // real API server. The engine's decisions are table-tested in memory in
 // internal/rollout; this is the real step under them.
 
-// oneClusterFleet is a fleet of the test clusters, one wave.
-func oneClusterFleet(cs *testenv.Clusters) (*fleet.Fleet, *rollout.Runner) {
-	f := &fleet.Fleet{Name: "demo", Rollout: fleet.Rollout{HealthTimeout: 30 * time.Second, FailFast: true}}
-	wave := fleet.Wave{Name: "all"}
-	for _, c := range cs.Items {
-		f.Clusters = append(f.Clusters, fleet.Cluster{Name: c.Name, Wave: "all"})
-		wave.Clusters = append(wave.Clusters, c.Name)
-	}
-	f.Rollout.Waves = []fleet.Wave{wave}
+// oneClusterFleet is a fleet of the test's name of one cluster, c.
+func oneClusterFleet(t *testing.T, c *testenv.Cluster) (*fleet.Fleet, *rollout.Runner) {
+	f := &fleet.Fleet{Name: testenv.Name(t), Rollout: fleet.Rollout{HealthTimeout: 30 * time.Second, FailFast: true}}
+	f.Clusters = []fleet.Cluster{{Name: c.Name, Wave: "all"}}
+	f.Rollout.Waves = []fleet.Wave{{Name: "all", Clusters: []string{c.Name}}}
 	r := &rollout.Runner{
 		Fleet: f,
-		Connect: func(ctx context.Context, c *fleet.Cluster) (rollout.Cluster, error) {
-			return apply.New(cs.Get(c.Name).Config, f.Name, c.Name)
+		Connect: func(ctx context.Context, fc *fleet.Cluster) (rollout.Cluster, error) {
+			return apply.New(c.Config, f.Name, fc.Name)
 		},
 		WaitInterval: 100 * time.Millisecond,
 	}
@@ -54,7 +50,7 @@ func planOf(f *fleet.Fleet, revision, hash string, objs []*unstructured.Unstruct
 func configMap(t *testing.T, c client.Client, name string) *corev1.ConfigMap {
 	t.Helper()
 	var cm corev1.ConfigMap
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: name}, &cm); err != nil {
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: sub(t, "shop"), Name: name}, &cm); err != nil {
 		t.Fatal(err)
 	}
 	return &cm
@@ -65,9 +61,9 @@ func configMap(t *testing.T, c client.Client, name string) *corev1.ConfigMap {
 // hand are put back, and nothing else is re-applied; a foreign annotation is
 // not drift; a cluster not at the plan's revision is left alone.
 func TestReconcileCorrectsDrift(t *testing.T) {
-	cs := testenv.Start(t, testenv.Spec{Name: "edge"})
-	c := cs.Items[0].Client
-	f, r := oneClusterFleet(cs)
+	cl := shared(t)
+	c := cl.Client
+	f, r := oneClusterFleet(t, cl)
 	ctx := context.Background()
 	objs := objects(t,
 		"apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
@@ -89,7 +85,7 @@ func TestReconcileCorrectsDrift(t *testing.T) {
 	if a := out.Clusters[0].Action; a != rollout.ReconcileInSync && a != rollout.ReconcileCorrected {
 		t.Fatalf("first reconcile: action %q (%s)", a, out.Clusters[0].Error)
 	}
-	rec, err := apply.ReadRecord(ctx, c, "demo")
+	rec, err := apply.ReadRecord(ctx, c, f.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +124,7 @@ func TestReconcileCorrectsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := reconcile(plan)
-	want := []string{"v1/ConfigMap/shop/a", "v1/ConfigMap/shop/b"}
+	want := subs(t, "v1/ConfigMap/shop/a", "v1/ConfigMap/shop/b")
 	if got.Action != rollout.ReconcileCorrected {
 		t.Errorf("action %q, want corrected", got.Action)
 	}
@@ -169,7 +165,7 @@ func TestReconcileCorrectsDrift(t *testing.T) {
 		t.Errorf("render hash changed: %+v, want skipped", got)
 	}
 	// A cluster that has no record yet.
-	if err := c.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: apply.StateNamespace, Name: apply.RecordName("demo")}}); err != nil && !apierrors.IsNotFound(err) {
+	if err := c.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: apply.StateNamespace, Name: apply.RecordName(f.Name)}}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
 	if got := reconcile(plan); got.Action != rollout.ReconcileSkipped || !strings.Contains(got.Reason, "no record") {

@@ -49,7 +49,8 @@ func Main(m *testing.M) int {
 }
 
 // SharedSpecs are the planes Shared starts: API-only, one per wave of the
-// test fleets (canary staging, primary prod, disaster recovery dr).
+// test fleets (canary staging, primary prod, disaster recovery dr). A
+// TestMain may set fewer before it calls Main.
 var SharedSpecs = []Spec{{Name: "staging"}, {Name: "prod"}, {Name: "dr"}}
 
 // Shared returns the package's control planes (SharedSpecs), started by
@@ -99,11 +100,39 @@ func Convoy(t testing.TB) string {
 
 var notLabel = regexp.MustCompile(`[^a-z0-9]+`)
 
-// Name is a DNS label unique to the test, for its fleet, namespace and
-// lease on shared planes: "TestAgentHoldReleasesItself" becomes
-// "agent-hold-releases-itself".
+// names are the names Name gave, by test, and how often each was given,
+// so that a test run again in the same process (go test -count 2) gets a
+// name of its own: "…-2".
+var names struct {
+	sync.Mutex
+	byTest map[testing.TB]string
+	given  map[string]int
+}
+
+// Name is a DNS label unique to the test in this process, for its fleet,
+// namespace and lease on shared planes: "TestAgentHoldReleasesItself"
+// becomes "agent-hold-releases-itself".
 func Name(t testing.TB) string {
-	n := strings.TrimPrefix(t.Name(), "Test")
+	names.Lock()
+	defer names.Unlock()
+	if n, ok := names.byTest[t]; ok {
+		return n
+	}
+	if names.byTest == nil {
+		names.byTest, names.given = map[testing.TB]string{}, map[string]int{}
+	}
+	n := label(t.Name())
+	names.given[n]++
+	if k := names.given[n]; k > 1 {
+		n = fmt.Sprintf("%s-%d", n, k)
+	}
+	names.byTest[t] = n
+	return n
+}
+
+// label turns a test's name into a DNS label of at most 50 characters.
+func label(name string) string {
+	n := strings.TrimPrefix(name, "Test")
 	var b strings.Builder
 	for i, r := range n {
 		if i > 0 && r >= 'A' && r <= 'Z' {
