@@ -737,9 +737,10 @@ func TestAgentJudgesEveryCommit(t *testing.T) {
 // TestAgentLongHoldPostsStatusOnChange: GitHub keeps at most 1,000 statuses
 // per commit and context, so a hold re-evaluated every holdRecheck (5m)
 // for 100 hours posts convoy/rollout once while it holds, and once more
-// when the rollout is done. The test steps through the first 10 hours of
-// re-evaluations (120; all 1,199 take four minutes), then to the window's
-// end.
+// when the rollout is done. The test steps through the first 3 hours of
+// re-evaluations (36, each a full judgement: half a second under -race;
+// all 1,199 would take ten minutes), then 99 hours in, then to the
+// window's end.
 func TestAgentLongHoldPostsStatusOnChange(t *testing.T) {
 	freeze := `  windows:
   - {name: freeze, kind: deny, schedule: "0 0 1 12 *", duration: 100h, environments: [production]}
@@ -781,7 +782,7 @@ func TestAgentLongHoldPostsStatusOnChange(t *testing.T) {
 	testenv.WaitFor(t, 60*time.Second, "the first hold", func() bool { return len(rolloutStatuses()) == 1 && evaluatedAt(start) })
 	// Every five minutes for 100 hours the agent re-evaluates the hold.
 	steps := 0
-	for now := start.Add(5 * time.Minute); now.Before(start.Add(10*time.Hour + time.Minute)); now = now.Add(5 * time.Minute) {
+	for now := start.Add(5 * time.Minute); now.Before(start.Add(3*time.Hour + time.Minute)); now = now.Add(5 * time.Minute) {
 		clock.Set(now)
 		testenv.WaitFor(t, 30*time.Second, "a re-evaluation at "+now.Format(time.Kitchen), func() bool { return evaluatedAt(now) })
 		steps++
