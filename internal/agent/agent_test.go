@@ -79,17 +79,8 @@ func (h *harness) config(edit func(*Config)) *Config {
 	if err := os.WriteFile(secret, []byte(testSecret+"\n"), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
-	yaml := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
-kind: AgentConfig
-allowInsecure: true
-repo: {url: %q, branch: main, pollInterval: 1h}
-kubeconfig: {file: %q}
-github: {repo: acme/fleet}
-webhook: {secretFile: %q}
-listen: {http: "127.0.0.1:0"}
-workDir: %q
-debounce: 2s
-`, h.repo.URL, h.clusters.KubeconfigFile, secret, filepath.Join(dir, "work"))
+	yaml := testenv.AgentConfig{RepoURL: h.repo.URL, Kubeconfig: h.clusters.KubeconfigFile,
+		Extra: fmt.Sprintf("github: {repo: acme/fleet}\nwebhook: {secretFile: %q}\ndebounce: 2s\n", secret)}.YAML(h.t)
 	cfg, err := ParseConfig("agent.yaml", []byte(yaml))
 	if err != nil {
 		h.t.Fatal(err)
@@ -456,19 +447,9 @@ func TestAgentKilledMidRolloutResumes(t *testing.T) {
 	}
 	userFile, passFile := write("user", "convoy\n"), write("pass", gitToken+"\n")
 	secretFile := write("secret", testSecret+"\n")
-	config := write("agent.yaml", fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
-kind: AgentConfig
-allowInsecure: true
-repo:
-  url: %q
-  pollInterval: 1h
-  auth: {usernameFile: %q, passwordFile: %q}
-kubeconfig: {file: %q}
-github: {repo: acme/fleet}
-webhook: {secretFile: %q}
-listen: {http: "127.0.0.1:0"}
-workDir: %q
-`, h.repo.URL, userFile, passFile, h.clusters.KubeconfigFile, secretFile, filepath.Join(dir, "work")))
+	config := testenv.AgentConfig{RepoURL: h.repo.URL, Kubeconfig: h.clusters.KubeconfigFile,
+		Repo:  fmt.Sprintf("auth: {usernameFile: %q, passwordFile: %q}", userFile, passFile),
+		Extra: fmt.Sprintf("github: {repo: acme/fleet}\nwebhook: {secretFile: %q}\n", secretFile)}.File(t)
 
 	var logs bytes.Buffer
 	run := func(killOn string) {

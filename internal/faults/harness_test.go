@@ -111,16 +111,8 @@ func (e *env) commit(s state) string {
 // polling every poll; extra is appended to the YAML.
 func (e *env) config(kubeconfig string, poll time.Duration, extra string) *agent.Config {
 	e.t.Helper()
-	dir := e.t.TempDir()
-	yaml := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
-kind: AgentConfig
-allowInsecure: true # the test git server speaks plain http
-repo: {url: %q, branch: main, pollInterval: %s, timeout: 10s}
-kubeconfig: {file: %q}
-listen: {http: "127.0.0.1:0"}
-workDir: %q
-debounce: 100ms
-%s`, e.repo.URL, poll, kubeconfig, filepath.Join(dir, "work"), extra)
+	yaml := testenv.AgentConfig{RepoURL: e.repo.URL, Kubeconfig: kubeconfig, Poll: poll, Repo: "timeout: 10s",
+		Extra: "debounce: 100ms\n" + extra}.YAML(e.t)
 	cfg, err := agent.ParseConfig("agent.yaml", []byte(yaml))
 	if err != nil {
 		e.t.Fatal(err)

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -153,20 +151,7 @@ func TestAgentKilled(t *testing.T) {
 // agentFile writes the config of a `convoy run` for the env.
 func (e *env) agentFile(kubeconfig string) string {
 	e.t.Helper()
-	dir := e.t.TempDir()
-	path := filepath.Join(dir, "agent.yaml")
-	yaml := fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
-kind: AgentConfig
-allowInsecure: true
-repo: {url: %q, pollInterval: 1h}
-kubeconfig: {file: %q}
-listen: {http: "127.0.0.1:0"}
-workDir: %q
-`, e.repo.URL, kubeconfig, filepath.Join(dir, "work"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	return path
+	return testenv.AgentConfig{RepoURL: e.repo.URL, Kubeconfig: kubeconfig}.File(e.t)
 }
 
 // killer runs `convoy run` processes one at a time.

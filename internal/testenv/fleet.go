@@ -3,6 +3,10 @@ package testenv
 import (
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
 )
 
 // Approved ends a commit message with the trailers of a standard change
@@ -76,4 +80,46 @@ func (f Fleet) Settings(version int) map[string]string {
 	return map[string]string{"base/settings.yaml": fmt.Sprintf(
 		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: %s\ndata:\n  cluster: ${CLUSTER_NAME}\n  version: \"%d\"\n",
 		f.Name, version)}
+}
+
+// AgentConfig is the agent config of a test (convoy run --config): the
+// repository at RepoURL over the test git server's plain HTTP
+// (allowInsecure), the clusters of Kubeconfig, an HTTP listener on a free
+// port and a work directory of the test's own.
+type AgentConfig struct {
+	RepoURL    string
+	Kubeconfig string
+	Poll       time.Duration // repo.pollInterval; 0 is an hour
+	Repo       string        // more fields of repo, in flow style: "timeout: 10s"
+	Extra      string        // YAML appended as is: github, webhook, debounce…
+}
+
+// YAML is the config file's text for t.
+func (c AgentConfig) YAML(t testing.TB) string {
+	poll := c.Poll
+	if poll == 0 {
+		poll = time.Hour
+	}
+	repo := fmt.Sprintf("url: %q, pollInterval: %s", c.RepoURL, poll)
+	if c.Repo != "" {
+		repo += ", " + c.Repo
+	}
+	return fmt.Sprintf(`apiVersion: convoy.dev/v1alpha1
+kind: AgentConfig
+allowInsecure: true # the test git server speaks plain http
+repo: {%s}
+kubeconfig: {file: %q}
+listen: {http: "127.0.0.1:0"}
+workDir: %q
+%s`, repo, c.Kubeconfig, filepath.Join(t.TempDir(), "work"), c.Extra)
+}
+
+// File writes the config file for t and returns its path.
+func (c AgentConfig) File(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte(c.YAML(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
