@@ -90,7 +90,6 @@ type value struct {
 	path string
 	node *yaml.Node // never an alias; nil when absent
 	line int
-	col  int
 }
 
 // null reports whether v is absent or an explicit YAML null.
@@ -170,7 +169,7 @@ func (d *decoder) decode(v value, rv reflect.Value) {
 // at records where v is written.
 func (d *decoder) at(v value) {
 	if v.node != nil {
-		d.lines[v.path], d.cols[v.path] = v.line, v.col
+		d.lines[v.path] = v.line
 	}
 }
 
@@ -181,7 +180,7 @@ func (d *decoder) object(v value, rv reflect.Value) {
 	for _, e := range d.entries(v) {
 		i, ok := index[e.key]
 		if !ok {
-			d.at(value{path: Child(v.path, e.key), node: e.val.node, line: e.line, col: e.col})
+			d.at(value{path: Child(v.path, e.key), node: e.val.node, line: e.line})
 			d.addf(e.line, Child(v.path, e.key), "unknown field, expected one of %s", strings.Join(names, ", "))
 			continue
 		}
@@ -220,7 +219,7 @@ func (d *decoder) resolve(path string, n *yaml.Node) value {
 	if n == nil {
 		return v
 	}
-	v.line, v.col = n.Line, n.Column
+	v.line = n.Line
 	for hops := 0; v.node != nil && v.node.Kind == yaml.AliasNode; hops++ {
 		if hops > 100 {
 			v.node = nil
@@ -277,7 +276,6 @@ func Index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 type entry struct {
 	key  string
 	line int // line of the key
-	col  int // column of the key
 	val  value
 }
 
@@ -313,7 +311,7 @@ func (d *decoder) entries(v value) []entry {
 		p := Child(v.path, name)
 		if first, ok := seen[name]; ok {
 			if _, ok := d.lines[p]; !ok {
-				d.at(value{path: p, node: k.node, line: k.line, col: k.col})
+				d.at(value{path: p, node: k.node, line: k.line})
 			}
 			d.addf(k.line, p, "duplicate key (first defined at line %d)", first)
 			continue
@@ -324,9 +322,9 @@ func (d *decoder) entries(v value) []entry {
 			// A block collection starts on the line after its key; problems
 			// with the whole collection (a missing field, an empty list)
 			// read best at the key.
-			val.line, val.col = k.line, k.col
+			val.line = k.line
 		}
-		out = append(out, entry{key: name, line: k.line, col: k.col, val: val})
+		out = append(out, entry{key: name, line: k.line, val: val})
 	}
 	// Keys written in the mapping win over merged ones; earlier merges win
 	// over later ones.

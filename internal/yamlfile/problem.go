@@ -19,7 +19,6 @@ type Problem struct {
 	Line    int    // 1-based line of the offending key or value
 	Field   string // YAML path, e.g. "spec.rollout.waves[0].clusters[2]"; empty for the whole document
 	Message string // what is wrong or what was expected
-	Column  int    // 1-based column of the key or value; 0 when unknown
 }
 
 // String formats p as "<file>:<line>: <field>: <message>".
@@ -58,7 +57,6 @@ func (e *Error) Strings() []string {
 type Doc struct {
 	file     string
 	lines    map[string]int  // field path → line
-	cols     map[string]int  // field path → column
 	present  map[string]bool // written and not null
 	failed   map[string]bool // decoding reported a problem there
 	keys     map[string][]string
@@ -66,7 +64,7 @@ type Doc struct {
 }
 
 func newDoc(file string) *Doc {
-	return &Doc{file: file, lines: map[string]int{}, cols: map[string]int{}, present: map[string]bool{}, failed: map[string]bool{}, keys: map[string][]string{}}
+	return &Doc{file: file, lines: map[string]int{}, present: map[string]bool{}, failed: map[string]bool{}, keys: map[string][]string{}}
 }
 
 // Addf records a problem of the field at path, at the line the field was
@@ -83,7 +81,6 @@ func (d *Doc) addAt(line int, path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{
 		File:    d.file,
 		Line:    line,
-		Column:  d.find(d.cols, path, 0),
 		Field:   oneLine(path),
 		Message: oneLine(fmt.Sprintf(format, args...)),
 	})
@@ -95,16 +92,13 @@ func oneLine(s string) string {
 
 // Line is the line the field at path was written on; for an absent field,
 // its nearest written parent's; 1 for the document.
-func (d *Doc) Line(path string) int { return d.find(d.lines, path, 1) }
-
-// find is m's entry for path or its nearest parent, else def.
-func (d *Doc) find(m map[string]int, path string, def int) int {
+func (d *Doc) Line(path string) int {
 	for p := path; ; p = parent(p) {
-		if v, ok := m[p]; ok {
-			return v
+		if l, ok := d.lines[p]; ok {
+			return l
 		}
 		if p == "" {
-			return def
+			return 1
 		}
 	}
 }
