@@ -35,6 +35,14 @@ type clusterFile struct {
 	Kubeconfig  *kubeconfigFile   `yaml:"kubeconfig"`
 	Capacity    map[string]string `yaml:"capacity"`
 	Labels      map[string]string `yaml:"labels"`
+	Prometheus  *prometheusFile   `yaml:"prometheus"`
+	Analysis    []string          `yaml:"analysis"`
+}
+
+type prometheusFile struct {
+	Address         string `yaml:"address"`
+	BearerTokenFile string `yaml:"bearerTokenFile"`
+	CAFile          string `yaml:"caFile"`
 }
 
 type kubeconfigFile struct {
@@ -54,6 +62,25 @@ type rolloutFile struct {
 	HealthTimeout     yamlfile.Duration `yaml:"healthTimeout"`
 	FailFast          *bool             `yaml:"failFast"`
 	RollbackOnFailure bool              `yaml:"rollbackOnFailure"`
+	Analysis          analysisFile      `yaml:"analysis"`
+}
+
+type analysisFile struct {
+	Templates []templateFile `yaml:"templates"`
+	// Prometheus is the Prometheus of each region, for its clusters that
+	// name none of their own.
+	Prometheus map[string]prometheusFile `yaml:"prometheus"`
+}
+
+type templateFile struct {
+	Name                 string            `yaml:"name"`
+	Query                string            `yaml:"query"`
+	Condition            string            `yaml:"condition"`
+	Interval             yamlfile.Duration `yaml:"interval"`
+	Count                int               `yaml:"count"`
+	FailureLimit         int               `yaml:"failureLimit"`
+	ConsecutiveSuccesses int               `yaml:"consecutiveSuccesses"`
+	Inconclusive         string            `yaml:"inconclusive"`
 }
 
 type waveFile struct {
@@ -61,6 +88,7 @@ type waveFile struct {
 	Clusters    []string          `yaml:"clusters"`
 	Bake        yamlfile.Duration `yaml:"bake"`
 	MaxParallel int               `yaml:"maxParallel"`
+	Analysis    []string          `yaml:"analysis"`
 }
 
 type windowFile struct {

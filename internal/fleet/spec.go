@@ -42,6 +42,9 @@ type spec struct {
 	clusters []Cluster
 	byName   map[string]int // cluster name → first index
 	dup      []bool         // clusters[i] repeats an earlier name
+	// noPrometheus are the clusters already reported for having no
+	// Prometheus to measure their analyses.
+	noPrometheus map[string]bool
 }
 
 var (
@@ -62,7 +65,7 @@ func (s *spec) required(path, v string) string {
 
 // build checks the decoded file ff and returns its Fleet.
 func build(doc *yamlfile.Doc, ff *fleetFile, repo *repoRoot) *Fleet {
-	s := &spec{doc: doc, repo: repo, byName: map[string]int{}}
+	s := &spec{doc: doc, repo: repo, byName: map[string]int{}, noPrometheus: map[string]bool{}}
 	f := &Fleet{}
 	s.constant("apiVersion", ff.APIVersion, APIVersion)
 	s.constant("kind", ff.Kind, Kind)
@@ -79,6 +82,7 @@ func build(doc *yamlfile.Doc, ff *fleetFile, repo *repoRoot) *Fleet {
 	s.loc = f.Location
 	s.clusterList(sp.Clusters)
 	f.Rollout = s.rollout(&sp.Rollout)
+	s.analysis(sp, &f.Rollout)
 	f.Clusters = s.clusters
 	f.Windows = s.windows(sp.Windows)
 	f.Reconcile = s.reconcile(sp.Reconcile)

@@ -45,6 +45,10 @@ type Cluster struct {
 	Capacity    map[string]resource.Quantity // resource name → quantity; may be empty
 	Labels      map[string]string
 	Wave        string // name of the wave that holds this cluster
+	// Prometheus is where its analyses query: its own, or its region's.
+	Prometheus *Prometheus
+	// Analysis names the analyses that gate it besides its wave's.
+	Analysis []string
 }
 
 // KubeconfigRef says how to reach a cluster; exactly one field is set.
@@ -67,6 +71,8 @@ type Rollout struct {
 	HealthTimeout     time.Duration // default 5m
 	FailFast          bool          // default true
 	RollbackOnFailure bool
+	// Analyses are the analysis templates by name, the built-ins included.
+	Analyses map[string]*Analysis
 }
 
 // Wave is a group of clusters applied together, after the previous wave is healthy.
@@ -75,6 +81,7 @@ type Wave struct {
 	Clusters    []string
 	Bake        time.Duration // wait after the wave is healthy
 	MaxParallel int           // clusters applied at once; default: all of the wave
+	Analysis    []string      // the analyses that gate every cluster of the wave
 }
 
 // Window is a recurring time window (a cron schedule plus a duration).
