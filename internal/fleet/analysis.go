@@ -200,7 +200,7 @@ func (s *spec) analyses(af analysisFile) map[string]*Analysis {
 			}
 			continue
 		}
-		if c, err := ParseCondition(tf.Condition); s.doc.Failed(ip+".condition") {
+		if c, err := ParseCondition(tf.Condition); s.doc.Failed(ip + ".condition") {
 		} else if err != nil {
 			s.addf(ip+".condition", "%v", err)
 		} else {
