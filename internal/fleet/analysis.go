@@ -200,10 +200,11 @@ func (s *spec) analyses(af analysisFile) map[string]*Analysis {
 			}
 			continue
 		}
-		if c, err := ParseCondition(tf.Condition); s.doc.Failed(ip + ".condition") {
-		} else if err != nil {
+		switch c, err := ParseCondition(tf.Condition); {
+		case s.doc.Failed(ip + ".condition"):
+		case err != nil:
 			s.addf(ip+".condition", "%v", err)
-		} else {
+		default:
 			a.Condition = c
 		}
 		if a.Query != "" {
