@@ -12,10 +12,14 @@ LDFLAGS := -X github.com/convoy-gitops/convoy/internal/commands.version=$(VERSIO
 BIN := $(CURDIR)/bin
 export GOTOOLCHAIN := local
 
-# Test binaries (tools/go.mod pins kubernetes and etcd; kwok is pinned here).
-KWOK_VERSION := v0.8.0
+# Test binaries (tools/go.mod pins kubernetes and etcd; kwok and Prometheus
+# are pinned here). Prometheus is built without its service discoveries
+# (-tags remove_all_sd): the tests give it static targets, and the cloud
+# SDKs would triple its build time.
+KWOK_VERSION       := v0.8.0
+PROMETHEUS_VERSION := v0.316.0
 TOOLS_HASH   := $(shell cat tools/go.mod tools/go.sum 2>/dev/null | sha256sum | cut -c1-12)
-TOOLS_STAMP  := $(BIN)/.tools-$(TOOLS_HASH)-kwok-$(KWOK_VERSION)
+TOOLS_STAMP  := $(BIN)/.tools-$(TOOLS_HASH)-kwok-$(KWOK_VERSION)-prometheus-$(PROMETHEUS_VERSION)
 KWOK_STAGES  := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
                 pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml
 
@@ -30,7 +34,7 @@ build: ## Build bin/convoy with version stamps, as the image does (static, strip
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/convoy ./cmd/convoy
 
 .PHONY: tools
-tools: $(TOOLS_STAMP) ## Build the test binaries (kube-apiserver, etcd, kubectl, controller-manager, scheduler, kwok) into bin/
+tools: $(TOOLS_STAMP) ## Build the test binaries (kube-apiserver, etcd, kubectl, controller-manager, scheduler, kwok, prometheus) into bin/
 $(TOOLS_STAMP):
 	@mkdir -p $(BIN)
 	@echo "building Kubernetes test binaries into bin/ (first time: ~10 min on 2 cores)"
@@ -39,6 +43,7 @@ $(TOOLS_STAMP):
 		k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
 	cd tools && go build -ldflags "-s -w" -o $(BIN)/etcd go.etcd.io/etcd/server/v3
 	GOBIN=$(BIN) go install -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	GOBIN=$(BIN) go install -tags remove_all_sd -ldflags "-s -w" github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
 	@dir=$$(go mod download -json sigs.k8s.io/kwok@$(KWOK_VERSION) | sed -n 's/.*"Dir": "\(.*\)",/\1/p'); \
 	  rm -rf $(BIN)/kwok-stages && mkdir -p $(BIN)/kwok-stages && \
 	  for s in $(KWOK_STAGES); do cp "$$dir/kustomize/stage/$$s" $(BIN)/kwok-stages/; done; \

@@ -1,0 +1,186 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Exporter is a stand-in service of a test cluster: it serves, on its own
+// port, the conventional metrics the built-in analyses query
+// (http_requests_total by code, http_request_duration_seconds), as a
+// service handling 100 requests a second would, at the error ratio and
+// latency the test sets. Prometheus scrapes it; nothing about Prometheus
+// is faked.
+type Exporter struct {
+	Addr string // host:port
+
+	mu       sync.Mutex
+	errRatio float64
+	latency  time.Duration
+	last     time.Time
+	carry    float64 // requests not yet counted, below one
+
+	requests *prometheus.CounterVec
+	duration prometheus.Histogram
+	srv      *http.Server
+}
+
+// NewExporter serves the metrics of a service with no errors and 50ms
+// latency until the test ends.
+func NewExporter(t testing.TB) *Exporter {
+	t.Helper()
+	e := &Exporter{latency: 50 * time.Millisecond, last: time.Now()}
+	reg := prometheus.NewRegistry()
+	e.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "http_requests_total", Help: "Requests served, by status code."}, []string{"code"})
+	e.duration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "http_request_duration_seconds", Help: "Request latency.",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}})
+	reg.MustRegister(e.requests, e.duration)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Addr = l.Addr().String()
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	e.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.advance()
+		h.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = e.srv.Serve(l) }()
+	t.Cleanup(func() { _ = e.srv.Close() })
+	return e
+}
+
+// Set changes the service's error ratio (0..1) and latency from now on.
+func (e *Exporter) Set(errRatio float64, latency time.Duration) {
+	e.advance()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errRatio, e.latency = errRatio, latency
+}
+
+// advance counts the requests served since the last scrape at the
+// current error ratio and latency.
+func (e *Exporter) advance() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	n := 100*now.Sub(e.last).Seconds() + e.carry
+	e.last = now
+	whole := int(n)
+	e.carry = n - float64(whole)
+	errs := int(float64(whole)*e.errRatio + rand.Float64())
+	errs = min(errs, whole)
+	e.requests.WithLabelValues("500").Add(float64(errs))
+	e.requests.WithLabelValues("200").Add(float64(whole - errs))
+	for range whole {
+		e.duration.Observe(e.latency.Seconds())
+	}
+}
+
+// Prometheus is a real Prometheus server (bin/prometheus) scraping
+// exporters every second, each target labelled with its cluster.
+type Prometheus struct {
+	URL  string
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartPrometheus starts Prometheus scraping targets (cluster → exporter
+// addresses) every second; it is stopped when the test ends.
+func StartPrometheus(t testing.TB, targets map[string][]string) *Prometheus {
+	t.Helper()
+	assets, err := AssetsDir(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(assets, "prometheus")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s: %v (make tools builds it)", bin, err)
+	}
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n- job_name: service\n  static_configs:\n")
+	for cluster, addrs := range targets {
+		fmt.Fprintf(&b, "  - targets: [%s]\n    labels: {cluster: %q}\n", strings.Join(addrs, ", "), cluster)
+	}
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p := &Prometheus{URL: "http://" + addr, dir: dir, args: []string{bin, "--config.file=" + cfg, "--web.listen-address=" + addr,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--log.level=warn"}}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Start starts the server (again, after Stop, on the same port and data)
+// and waits until it is ready.
+func (p *Prometheus) Start() error {
+	logf, err := os.OpenFile(filepath.Join(p.dir, "prometheus.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.args[0], p.args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start prometheus: %w", err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/-/ready", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.done:
+			return errors.New("prometheus exited while starting; see " + filepath.Join(p.dir, "prometheus.log"))
+		case <-ctx.Done():
+			return errors.New("prometheus not ready after 30s; see " + filepath.Join(p.dir, "prometheus.log"))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop kills the server, if it runs.
+func (p *Prometheus) Stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	p.cmd = nil
+}
