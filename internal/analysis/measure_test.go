@@ -71,7 +71,7 @@ spec:
 
 	for _, tt := range []struct {
 		analysis, cluster, verdict string
-		low, high              float64
+		low, high                  float64
 	}{
 		{"error-rate", "canary", analysis.Fail, 0.05, 0.11},
 		{"error-rate", "prod", analysis.Pass, 0, 0.03},
