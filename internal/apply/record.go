@@ -41,6 +41,25 @@ const (
 // binaryData, keeping the ConfigMap well under etcd's 1.5 MiB object limit.
 const inventoryInlineMax = 64 << 10
 
+// At returns a copy of r to write over the record current was read as:
+// r's content at current's version, for optimistic concurrency. current
+// may be nil (no record yet).
+func (r *Record) At(current *Record) *Record {
+	c := *r
+	c.resourceVersion = ""
+	if current != nil {
+		c.resourceVersion = current.resourceVersion
+	}
+	return &c
+}
+
+// Where the analyses of a cluster stand (Record.Analysis).
+const (
+	AnalysisPending = "pending"
+	AnalysisPassed  = "passed"
+	AnalysisFailed  = "failed"
+)
+
 // Record is a cluster's own account of what convoy applied there: the
 // ConfigMap convoy-system/convoy-<fleet>. The agent keeps no
 // other state; it resumes from these records.
@@ -58,6 +77,13 @@ type Record struct {
 	Change           RecordChange `json:"change"`
 	Verdict          string       `json:"verdict,omitempty"`
 	Messages         []string     `json:"messages,omitempty"`
+	// Analysis is where the analyses that gate the cluster's wave stand
+	// at Revision: AnalysisPending until they pass, AnalysisPassed, or
+	// AnalysisFailed; "" when none gates it.
+	Analysis string `json:"analysis,omitempty"`
+	// Measurements are the last measurements of those analyses, one line
+	// each: analysis, cluster, verdict, value, condition.
+	Measurements []string `json:"measurements,omitempty"`
 	Agent            string       `json:"agent,omitempty"`
 	Inventory        []string     `json:"-"` // object IDs convoy applied and owns
 	// Fingerprints maps inventory IDs to the fingerprint of convoy's

@@ -4,11 +4,13 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/source"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -85,4 +87,39 @@ func union(ids []string, objs []*unstructured.Unstructured) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// rollbackWave puts every cluster of a wave this rollout wrote back on the
+// revision its record held before, when rollbackOnFailure is set, after an
+// analysis failed; each record keeps the failed revision, which is not
+// retried until a newer one.
+func (r *Runner) rollbackWave(ctx context.Context, start time.Time, plan *Plan, w fleet.Wave, byName map[string]*clusterState, cause error) error {
+	err := fmt.Errorf("wave %s failed: %w", w.Name, cause)
+	for _, name := range w.Clusters {
+		st := byName[name]
+		if st.out.Action != ActionApplied && st.out.Action != ActionSkipped {
+			continue
+		}
+		st.out.Action, st.out.Error = ActionFailed, cause.Error()
+		if !r.Fleet.Rollout.RollbackOnFailure || r.Previous == nil {
+			rec := r.failedRecord(plan, st, cause.Error(), apply.StatusFailed)
+			if werr := st.applier.WriteRecord(ctx, rec); werr != nil {
+				err = errors.Join(err, werr)
+			} else {
+				st.record = rec
+			}
+			continue
+		}
+		// Back to what the cluster ran before this rollout, written over
+		// the record as it is now.
+		before := st.before
+		if before == nil {
+			before = &apply.Record{Fleet: r.Fleet.Name, Cluster: name}
+		}
+		st.record = before.At(st.record)
+		if rbErr := r.rollback(ctx, start, plan, st, cause); rbErr != nil {
+			err = errors.Join(err, rbErr)
+		}
+	}
+	return err
 }

@@ -91,6 +91,9 @@ type Runner struct {
 	// Superseded (the waves done stay done, the rest untouched) and the
 	// error wraps ErrSuperseded.
 	Superseded func() (newer string, ok bool)
+	// Analyze measures the analyses that gate waves (fleet.yaml's
+	// spec.rollout.analysis); a wave they gate fails without it.
+	Analyze AnalyzeFunc
 
 	emitMu sync.Mutex // Progress is called from one goroutine at a time
 }
@@ -147,6 +150,9 @@ type ClusterOutcome struct {
 	Applied  int           `json:"applied"` // objects created or configured
 	Pruned   int           `json:"pruned"`
 	Duration time.Duration `json:"duration"`
+	// Measurements are the last measurement of each analysis that gated
+	// the cluster, one line each.
+	Measurements []string `json:"measurements,omitempty"`
 }
 
 // Event is a progress step, for the CLI's progress lines and the agent's logs.
@@ -211,6 +217,7 @@ type clusterState struct {
 	target  *Target
 	applier Cluster
 	record  *apply.Record // nil before the first apply
+	before  *apply.Record // the record as this rollout found it
 	out     *ClusterOutcome
 }
 
@@ -290,6 +297,23 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 			}
 			continue
 		}
+		if gates := r.gatesOf(w, byName); len(gates) > 0 {
+			// The analyses run through the bake, in place of it.
+			if err := r.verify(ctx, start, plan, w, gates); err != nil {
+				if errors.Is(err, ErrHeld) {
+					out.Result, out.Reason = Held, err.Error()
+					return out, err
+				}
+				out.Result, out.Reason = Failed, err.Error()
+				if errors.Is(err, ErrAnalysisFailed) {
+					err = r.rollbackWave(ctx, start, plan, w, byName, err)
+				}
+				if r.Fleet.Rollout.FailFast {
+					return out, err
+				}
+			}
+			continue
+		}
 		if w.Bake > 0 && !isLastWave(r.Fleet, w.Name) && changedAny(w, byName) {
 			r.emit(start, Event{Wave: w.Name, Step: "bake", Detail: w.Bake.String()})
 			if err := r.sleep(ctx, w.Bake); err != nil {
@@ -347,6 +371,7 @@ func (r *Runner) prepare(ctx context.Context, start time.Time, byName map[string
 				errs[i] = fmt.Errorf("cluster %s: %w", name, err)
 				return
 			}
+			st.before = st.record
 			if r.upToDate(st) {
 				return
 			}

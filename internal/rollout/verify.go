@@ -1,0 +1,185 @@
+package rollout
+
+// Verifying a wave by its analyses: after the wave's clusters are healthy,
+// through its bake, every analysis that gates a cluster is measured on its
+// Prometheus until it passes, fails or cannot be decided.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/convoy-gitops/convoy/internal/analysis"
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/fleet"
+)
+
+// AnalyzeFunc measures one analysis on one cluster, as of at.
+type AnalyzeFunc func(ctx context.Context, c *fleet.Cluster, a *fleet.Analysis, data fleet.QueryData, at time.Time) analysis.Measurement
+
+// ErrAnalysisFailed: an analysis failed; the wave fails with it.
+var ErrAnalysisFailed = errors.New("analysis failed")
+
+// gate is one analysis of one cluster.
+type gate struct {
+	st       *clusterState
+	a        *fleet.Analysis
+	ms       []analysis.Measurement
+	next     time.Time
+	verdict  string
+	finished bool
+}
+
+// gatesOf lists the analyses to run for a wave: for each cluster this
+// rollout wrote, or that runs the revision without its analyses passed,
+// the wave's analyses and the cluster's own.
+func (r *Runner) gatesOf(w fleet.Wave, byName map[string]*clusterState) []*gate {
+	var out []*gate
+	for _, name := range w.Clusters {
+		st := byName[name]
+		names := slices.Clone(w.Analysis)
+		for _, n := range st.target.Cluster.Analysis {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		pending := st.record != nil && st.record.Analysis != apply.AnalysisPassed
+		if st.out.Action != ActionApplied && !(st.out.Action == ActionSkipped && pending) {
+			continue
+		}
+		for _, n := range names {
+			if a := r.Fleet.Rollout.Analyses[n]; a != nil {
+				out = append(out, &gate{st: st, a: a})
+			}
+		}
+	}
+	return out
+}
+
+// verify measures the gates from now through the bake and after it until
+// each is decided. It returns nil when all passed, an error wrapping
+// ErrAnalysisFailed at the first failure, and one wrapping ErrHeld when
+// an analysis stays inconclusive (no value: never a success). The
+// clusters' records keep the measurements and where the analyses stand.
+func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w fleet.Wave, gates []*gate) error {
+	if r.Analyze == nil {
+		return fmt.Errorf("wave %s: analyses gate it, but this rollout cannot measure them", w.Name)
+	}
+	began := r.now()
+	deadline := began.Add(w.Bake)
+	// After the bake, an undecided analysis gets as many more intervals as
+	// it could need to decide; then it is inconclusive.
+	var grace time.Duration
+	for _, g := range gates {
+		g.next = began
+		n := max(g.a.Count, g.a.ConsecutiveSuccesses+g.a.FailureLimit) + 1
+		grace = max(grace, time.Duration(n)*g.a.Interval)
+	}
+	for {
+		now := r.now()
+		for _, g := range gates {
+			if g.finished || g.next.After(now) {
+				continue
+			}
+			c := g.st.target.Cluster
+			m := r.Analyze(ctx, c, g.a, fleet.QueryData{Cluster: c.Name, Region: c.Region, Environment: c.Environment,
+				Wave: w.Name, Revision: plan.Revision, Labels: c.Labels}, now)
+			g.ms = append(g.ms, m)
+			g.next = now.Add(g.a.Interval)
+			g.verdict = analysis.Tally(g.a, g.ms)
+			r.emit(start, Event{Wave: w.Name, Cluster: c.Name, Step: "analysis", Detail: m.String()})
+			switch {
+			case g.verdict == analysis.Fail:
+				g.finished = true
+			case g.verdict == analysis.Pass && (g.a.Count > 0 || !now.Before(deadline)):
+				g.finished = true
+			}
+		}
+		for _, g := range gates {
+			if g.verdict == analysis.Fail {
+				last := g.ms[len(g.ms)-1]
+				r.keepMeasurements(ctx, plan, gates, g.st, apply.AnalysisFailed)
+				return fmt.Errorf("cluster %s: %w: %s", g.st.target.Cluster.Name, ErrAnalysisFailed, last)
+			}
+		}
+		done := !now.Before(deadline)
+		for _, g := range gates {
+			done = done && g.finished
+		}
+		if done {
+			r.keepMeasurements(ctx, plan, gates, nil, apply.AnalysisPassed)
+			return nil
+		}
+		if now.After(deadline.Add(grace)) {
+			for _, g := range gates {
+				if !g.finished {
+					last := analysis.Measurement{Analysis: g.a.Name, Cluster: g.st.target.Cluster.Name, Verdict: analysis.Inconclusive, Reason: "no measurement"}
+					if len(g.ms) > 0 {
+						last = g.ms[len(g.ms)-1]
+					}
+					r.keepMeasurements(ctx, plan, gates, nil, apply.AnalysisPending)
+					return fmt.Errorf("wave %s: %w: %s", w.Name, ErrHeld, last)
+				}
+			}
+		}
+		wake := deadline.Add(grace)
+		if !now.Before(deadline) || wake.Before(now) {
+			wake = now.Add(time.Second)
+		}
+		for _, g := range gates {
+			if !g.finished && g.next.Before(wake) {
+				wake = g.next
+			}
+		}
+		if !now.Before(deadline) {
+			// Past the bake only the gates' own intervals matter.
+		} else if deadline.Before(wake) {
+			wake = deadline
+		}
+		if err := r.sleep(ctx, max(wake.Sub(now), 0)); err != nil {
+			return fmt.Errorf("wave %s: analysis: %w", w.Name, err)
+		}
+	}
+}
+
+// keepMeasurements writes, into the record of each cluster with gates,
+// where its analyses stand and their last measurements; failed is the
+// cluster whose analysis failed (AnalysisFailed), the others get status.
+func (r *Runner) keepMeasurements(ctx context.Context, plan *Plan, gates []*gate, failed *clusterState, status string) {
+	byCluster := map[*clusterState][]*gate{}
+	var order []*clusterState
+	for _, g := range gates {
+		if byCluster[g.st] == nil {
+			order = append(order, g.st)
+		}
+		byCluster[g.st] = append(byCluster[g.st], g)
+	}
+	for _, st := range order {
+		if st.record == nil || st.record.Revision != plan.Revision {
+			continue
+		}
+		rec := *st.record
+		rec.Analysis, rec.Measurements = status, nil
+		if failed != nil && st != failed {
+			rec.Analysis = apply.AnalysisPending // its wave failed elsewhere
+		}
+		for _, g := range byCluster[st] {
+			if len(g.ms) > 0 {
+				rec.Measurements = append(rec.Measurements, g.ms[len(g.ms)-1].String())
+			}
+		}
+		st.out.Measurements = rec.Measurements
+		if err := st.applier.WriteRecord(ctx, &rec); err != nil {
+			if r.Log != nil {
+				r.Log.Warn("record the analysis", "cluster", st.target.Cluster.Name, "error", err)
+			}
+			continue
+		}
+		st.record = &rec
+	}
+}
