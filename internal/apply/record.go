@@ -84,8 +84,8 @@ type Record struct {
 	// Measurements are the last measurements of those analyses, one line
 	// each: analysis, cluster, verdict, value, condition.
 	Measurements []string `json:"measurements,omitempty"`
-	Agent            string       `json:"agent,omitempty"`
-	Inventory        []string     `json:"-"` // object IDs convoy applied and owns
+	Agent        string   `json:"agent,omitempty"`
+	Inventory    []string `json:"-"` // object IDs convoy applied and owns
 	// Fingerprints maps inventory IDs to the fingerprint of convoy's
 	// server-side apply ownership when it was last applied (see Drift). An
 	// inventory ID without one is unverified: the next drift check re-applies it.
