@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -182,4 +183,36 @@ func Tally(a *fleet.Analysis, ms []Measurement) string {
 		return Inconclusive
 	}
 	return Running
+}
+
+// Analyzer measures analyses on the clusters' Prometheus servers, keeping
+// one Querier per server. The zero value is ready; safe for concurrent use.
+type Analyzer struct {
+	mu       sync.Mutex
+	queriers map[fleet.Prometheus]*Querier
+}
+
+// Measure is Querier.Measure on the cluster's Prometheus; a cluster
+// without one, or whose Prometheus cannot be set up, is inconclusive.
+func (z *Analyzer) Measure(ctx context.Context, c *fleet.Cluster, a *fleet.Analysis, d fleet.QueryData, at time.Time) Measurement {
+	if c.Prometheus == nil {
+		return Measurement{Analysis: a.Name, Cluster: c.Name, Condition: a.Condition.Text, At: at, Verdict: Inconclusive,
+			Reason: "the cluster has no Prometheus"}
+	}
+	z.mu.Lock()
+	q, ok := z.queriers[*c.Prometheus]
+	var err error
+	if !ok {
+		if q, err = NewQuerier(c.Prometheus); err == nil {
+			if z.queriers == nil {
+				z.queriers = map[fleet.Prometheus]*Querier{}
+			}
+			z.queriers[*c.Prometheus] = q
+		}
+	}
+	z.mu.Unlock()
+	if err != nil {
+		return Measurement{Analysis: a.Name, Cluster: c.Name, Condition: a.Condition.Text, At: at, Verdict: Inconclusive, Reason: err.Error()}
+	}
+	return q.Measure(ctx, a, d, at)
 }

@@ -2,8 +2,12 @@ package analysis_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"net/http"
+	neturl "net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,9 +68,9 @@ spec:
 	measure := func(name, cluster string) analysis.Measurement {
 		return q.Measure(ctx, f.Rollout.Analyses[name], fleet.QueryData{Cluster: cluster, Wave: "all"}, time.Now())
 	}
-	// rate() over [1m] needs two scrapes of each target.
+	// rate() over [1m] needs two scrapes of each of the four live targets.
 	testenv.WaitFor(t, 30*time.Second, "two scrapes of every target", func() bool {
-		return measure("error-rate", "prod").Value != nil && measure("error-rate", "canary").Value != nil
+		return instant(t, prom.URL, "count(rate(http_request_duration_seconds_count[1m]))") == 4
 	})
 
 	for _, tt := range []struct {
@@ -106,4 +110,30 @@ spec:
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 30*time.Second, "Prometheus back", func() bool { return measure("error-rate", "prod").Verdict == analysis.Pass })
+}
+
+// instant is the value of a query returning one number, or -1.
+func instant(t *testing.T, url, query string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/api/v1/query?query=" + neturl.QueryEscape(query))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body.Data.Result) != 1 {
+		return -1
+	}
+	s, _ := body.Data.Result[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/convoy-gitops/convoy/internal/analysis"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/policy"
 	"github.com/convoy-gitops/convoy/internal/source"
@@ -33,6 +34,11 @@ type Driver struct {
 	Log        *slog.Logger
 	// Now is the clock for records; time.Now when nil.
 	Now func() time.Time
+	// Analyze measures the analyses that gate waves; the clusters'
+	// Prometheus servers (an analysis.Analyzer) when nil.
+	Analyze AnalyzeFunc
+
+	analyzer analysis.Analyzer
 }
 
 // Connector reaches the clusters of a fleet: *Clusters, or clusters in
@@ -96,6 +102,7 @@ func (d *Driver) Rollout(ctx context.Context, req Request) (*Plan, *Outcome, err
 		Agent:      d.Agent,
 		Log:        log,
 		Now:        d.Now,
+		Analyze:    d.Analyze,
 		Progress: func(e Event) {
 			if deployments != nil {
 				deployments.Event(ctx, e)
@@ -104,6 +111,9 @@ func (d *Driver) Rollout(ctx context.Context, req Request) (*Plan, *Outcome, err
 				req.Progress(e)
 			}
 		},
+	}
+	if runner.Analyze == nil {
+		runner.Analyze = d.analyzer.Measure
 	}
 	if d.Snapshot != nil {
 		runner.Previous = d.renderAt
