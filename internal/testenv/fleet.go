@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,6 +28,10 @@ type Fleet struct {
 	HealthTimeout string // "" is 30s
 	Windows       string // YAML added under spec (a "  windows:" block); "" is none
 	Change        string // YAML under spec.change; "" is commit trailers
+	// Analysis is YAML added under spec.rollout (an "    analysis:" block);
+	// CanaryGates are the analyses that gate the canary wave.
+	Analysis    string
+	CanaryGates []string
 }
 
 // Files are the repository's files with the settings at version.
@@ -43,6 +48,9 @@ func (f Fleet) Files(version int) map[string]string {
 	}
 	if f.Bake != "" {
 		bake = ", bake: " + f.Bake
+	}
+	if len(f.CanaryGates) > 0 {
+		bake += ", analysis: [" + strings.Join(f.CanaryGates, ", ") + "]"
 	}
 	files := map[string]string{
 		"fleet.yaml": `apiVersion: convoy.dev/v1alpha1
@@ -62,7 +70,7 @@ spec:
     - {name: dr, clusters: [dr]}
     healthTimeout: ` + health + `
     failFast: true
-` + f.Windows + `  change:
+` + f.Analysis + f.Windows + `  change:
 ` + change,
 		"base/kustomization.yaml": "resources: [namespace.yaml, settings.yaml]\n",
 		"base/namespace.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + f.Name + "\n",

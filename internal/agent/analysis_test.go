@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/convoy-gitops/convoy/internal/apply"
+	"github.com/convoy-gitops/convoy/internal/testenv"
+)
+
+// TestAgentAnalysisRollsBackACanaryServingErrors: the canary wave is gated
+// by an error-rate analysis on a real Prometheus scraping the canary's
+// service every second. Version 1 serves 1 % errors: the analysis passes
+// and the rollout completes. Version 2 serves 8 % once it is applied: the
+// analysis fails in the canary wave, the canary goes back to version 1 and
+// production is never written with version 2.
+func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
+	svc := testenv.NewExporter(t)
+	svc.Set(0.01, 50*time.Millisecond)
+	prom := testenv.StartPrometheus(t, map[string][]string{"staging": {svc.Addr}})
+	fl := testFleet(t, "", "6s")
+	fl.CanaryGates = []string{"errors"}
+	fl.Analysis = `    rollbackOnFailure: true
+    analysis:
+      prometheus:
+        north: {address: "` + prom.URL + `"}
+      templates:
+      - name: errors
+        query: sum(rate(http_requests_total{cluster="{{ .Cluster }}",code=~"5.."}[4s])) / sum(rate(http_requests_total{cluster="{{ .Cluster }}"}[4s]))
+        condition: "< 0.05"
+        interval: 1s
+        consecutiveSuccesses: 2
+`
+	h := newHarness(t, fl.Files(1))
+	rev1 := h.repo.Head(t)
+	a, _ := h.start(h.config(func(c *Config) { c.Repo.PollInterval.Duration = time.Second }), nil, "agent-1")
+	h.waitRevision(rev1, 90*time.Second, "staging", "prod", "dr")
+	if rec := h.record("staging"); rec.Analysis != apply.AnalysisPassed || len(rec.Measurements) != 1 || !strings.Contains(rec.Measurements[0], "errors on staging: pass") {
+		t.Fatalf("staging at version 1: analysis %q, measurements %q; want passed", rec.Analysis, rec.Measurements)
+	}
+
+	// Version 2 serves errors as soon as the canary runs it.
+	staging := h.clusters.Get("staging").Client
+	go func() {
+		for ctx := t.Context(); ctx.Err() == nil; time.Sleep(100 * time.Millisecond) {
+			var cm corev1.ConfigMap
+			if staging.Get(ctx, client.ObjectKey{Namespace: fl.Name, Name: "settings"}, &cm) == nil && cm.Data["version"] == "2" {
+				svc.Set(0.08, 50*time.Millisecond)
+				return
+			}
+		}
+	}()
+	rev2 := h.repo.Commit(t, "version 2"+approved, fl.Settings(2))
+	testenv.WaitFor(t, 90*time.Second, "the canary's rollback", func() bool {
+		rec := h.record("staging")
+		return rec.FailedRevision == rev2 && rec.Status == apply.StatusRolledBack
+	})
+	rec := h.record("staging")
+	if rec.Revision != rev1 {
+		t.Errorf("staging record at %s, want back at version 1", rec.Revision)
+	}
+	if !strings.Contains(rec.Reason, "errors on staging: fail") {
+		t.Errorf("staging record's reason %q does not name the failed measurement", rec.Reason)
+	}
+	var cm corev1.ConfigMap
+	if err := staging.Get(context.Background(), client.ObjectKey{Namespace: fl.Name, Name: "settings"}, &cm); err != nil || cm.Data["version"] != "1" {
+		t.Errorf("staging's settings at version %q (%v), want 1 again", cm.Data["version"], err)
+	}
+	for _, c := range []string{"prod", "dr"} {
+		if r := h.record(c); r.Revision != rev1 {
+			t.Errorf("%s at %s, want version 1: production must never see version 2", c, r.Revision)
+		}
+	}
+	st := a.Status()
+	if len(st.Rollouts) == 0 || st.Rollouts[0].Revision != rev2 || st.Rollouts[0].Result != "failed" {
+		t.Errorf("status rollouts %+v, want version 2 failed", st.Rollouts)
+	}
+}
