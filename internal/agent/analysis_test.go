@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +76,19 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 	for _, c := range []string{"prod", "dr"} {
 		if r := h.record(c); r.Revision != rev1 {
 			t.Errorf("%s at %s, want version 1: production must never see version 2", c, r.Revision)
+		}
+	}
+	// The measurements are metrics too.
+	resp, err := http.Get("http://" + a.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`convoy_analysis_runs_total{result="fail",template="errors"} 1`, `convoy_analysis_runs_total{result="pass",template="errors"}`,
+		`convoy_analysis_value{cluster="staging",template="errors"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no %s", want)
 		}
 	}
 	st := a.Status()

@@ -80,6 +80,9 @@ func (a *Agent) rollout(ctx context.Context, snap *source.Snapshot) *source.Snap
 				waveStart[e.Wave] = time.Now()
 			}
 			waveMu.Unlock()
+			if m := e.Measurement; m != nil {
+				a.metrics.AnalysisMeasured(m.Analysis, m.Cluster, m.Verdict, m.Value)
+			}
 			switch e.Step {
 			case "healthy", "skipped", "failed":
 				// The status page shows each cluster as it finishes,

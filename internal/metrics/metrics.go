@@ -49,6 +49,8 @@ type Metrics struct {
 	driftCorrections  *prometheus.CounterVec
 	webhookDeliveries *prometheus.CounterVec
 	leader            prometheus.Gauge
+	analysisRuns      *prometheus.CounterVec
+	analysisValue     *prometheus.GaugeVec
 }
 
 // New returns convoy's metrics, registered with the Go and process
@@ -123,6 +125,14 @@ func New() *Metrics {
 			Name: "convoy_leader",
 			Help: "1 when this replica leads (rolls out), 0 when it stands by.",
 		}),
+		analysisRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "convoy_analysis_runs_total",
+			Help: "Measurements of the analyses that gate waves, by template and result (pass, fail, inconclusive).",
+		}, []string{"template", "result"}),
+		analysisValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "convoy_analysis_value",
+			Help: "The value an analysis measured last, by template and cluster.",
+		}, []string{"template", "cluster"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -130,7 +140,7 @@ func New() *Metrics {
 		m.rollouts, m.waveDuration, m.clusterApply, m.objectsApplied, m.objectsPruned,
 		m.policyDecisions, m.holdsActive, m.gitFetchDuration, m.gitFetchErrors,
 		m.gitLastSuccess, m.githubCalls, m.githubRateLimit, m.driftCorrections,
-		m.webhookDeliveries, m.leader,
+		m.webhookDeliveries, m.leader, m.analysisRuns, m.analysisValue,
 	)
 	// Known results start at 0, so that rate() and increase() see the first
 	// rollout of each result instead of a series appearing from nothing.
@@ -218,6 +228,18 @@ func (m *Metrics) DriftCorrected(cluster string, n int) {
 		return
 	}
 	m.driftCorrections.WithLabelValues(cluster).Add(float64(n))
+}
+
+// AnalysisMeasured counts a measurement of template on cluster with its
+// result and keeps its value (nil: the measurement had none).
+func (m *Metrics) AnalysisMeasured(template, cluster, result string, value *float64) {
+	if m == nil {
+		return
+	}
+	m.analysisRuns.WithLabelValues(template, result).Inc()
+	if value != nil {
+		m.analysisValue.WithLabelValues(template, cluster).Set(*value)
+	}
 }
 
 // WebhookDelivery counts a webhook delivery of event answered with the HTTP

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/convoy-gitops/convoy/internal/analysis"
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
@@ -159,9 +160,11 @@ type ClusterOutcome struct {
 type Event struct {
 	Wave    string
 	Cluster string // empty for wave-level events
-	Step    string // "dry-run", "apply", "healthy", "skipped", "failed", "rollback", "bake", "held"
+	Step    string // "dry-run", "apply", "healthy", "skipped", "failed", "rollback", "bake", "analysis", "held"
 	Detail  string
 	Elapsed time.Duration
+	// Measurement is the measurement of an "analysis" step.
+	Measurement *analysis.Measurement
 }
 
 // DeniedError is returned when policy denies any cluster: nothing is written.

@@ -92,7 +92,7 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 			g.ms = append(g.ms, m)
 			g.next = now.Add(g.a.Interval)
 			g.verdict = analysis.Tally(g.a, g.ms)
-			r.emit(start, Event{Wave: w.Name, Cluster: c.Name, Step: "analysis", Detail: m.String()})
+			r.emit(start, Event{Wave: w.Name, Cluster: c.Name, Step: "analysis", Detail: m.String(), Measurement: &m})
 			switch {
 			case g.verdict == analysis.Fail:
 				g.finished = true
