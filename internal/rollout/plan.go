@@ -151,10 +151,12 @@ func (p *Planner) Plan(ctx context.Context, in PlanInput) (*Plan, error) {
 			// Policies see Secrets; their messages reach plans, PR
 			// comments, logs and records, so Secret values never do.
 			maskMessages(apply.NewMasker(res.Objects), &d)
+			gates, prom := basis.Rules.Gates(in.Fleet, c)
 			plan.Targets = append(plan.Targets, Target{
 				Cluster: c, Objects: res.Objects, Hash: res.Hash, Decision: d, Diff: in.Diffs[c.Name],
 				Change: basis.Change, Base: basis.Base, Origin: basis.Rules.Origin,
 				TrustedBots: fleet.TrustedBots(basis.Rules.Fleet.PolicyData),
+				Analyses:    gates, Prometheus: prom,
 			})
 		}
 	}

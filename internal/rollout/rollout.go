@@ -37,6 +37,10 @@ type Target struct {
 	Base, Origin string
 	// TrustedBots are the apps whose approvals count under those rules.
 	TrustedBots []string
+	// Analyses gate the cluster in its wave, measured on Prometheus: the
+	// rules' (which the change cannot edit) and those the change adds.
+	Analyses   []*fleet.Analysis
+	Prometheus *fleet.Prometheus
 }
 
 // Plan is a revision ready to roll out: one Target per cluster.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/convoy-gitops/convoy/internal/analysis"
@@ -25,6 +24,7 @@ var ErrAnalysisFailed = errors.New("analysis failed")
 // gate is one analysis of one cluster.
 type gate struct {
 	st       *clusterState
+	cluster  *fleet.Cluster // with the Prometheus the plan chose
 	a        *fleet.Analysis
 	ms       []analysis.Measurement
 	next     time.Time
@@ -32,30 +32,24 @@ type gate struct {
 	finished bool
 }
 
-// gatesOf lists the analyses to run for a wave: for each cluster this
-// rollout wrote, or that runs the revision without its analyses passed,
-// the wave's analyses and the cluster's own.
+// gatesOf lists the analyses to run for a wave: the plan's gates of each
+// cluster this rollout wrote, or that runs the revision without its
+// analyses passed.
 func (r *Runner) gatesOf(w fleet.Wave, byName map[string]*clusterState) []*gate {
 	var out []*gate
 	for _, name := range w.Clusters {
 		st := byName[name]
-		names := slices.Clone(w.Analysis)
-		for _, n := range st.target.Cluster.Analysis {
-			if !slices.Contains(names, n) {
-				names = append(names, n)
-			}
-		}
-		if len(names) == 0 {
+		if len(st.target.Analyses) == 0 {
 			continue
 		}
 		pending := st.record != nil && st.record.Analysis != apply.AnalysisPassed
 		if st.out.Action != ActionApplied && !(st.out.Action == ActionSkipped && pending) {
 			continue
 		}
-		for _, n := range names {
-			if a := r.Fleet.Rollout.Analyses[n]; a != nil {
-				out = append(out, &gate{st: st, a: a})
-			}
+		c := *st.target.Cluster
+		c.Prometheus = st.target.Prometheus
+		for _, a := range st.target.Analyses {
+			out = append(out, &gate{st: st, a: a, cluster: &c})
 		}
 	}
 	return out
@@ -86,7 +80,7 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 			if g.finished || g.next.After(now) {
 				continue
 			}
-			c := g.st.target.Cluster
+			c := g.cluster
 			m := r.Analyze(ctx, c, g.a, fleet.QueryData{Cluster: c.Name, Region: c.Region, Environment: c.Environment,
 				Wave: w.Name, Revision: plan.Revision, Labels: c.Labels}, now)
 			g.ms = append(g.ms, m)

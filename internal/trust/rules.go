@@ -323,3 +323,41 @@ func (r *Rules) Edits(target *Rules) []string {
 	}
 	return r.digest.edits(target.digest)
 }
+
+// Gates returns the analyses that gate cluster c of target and the
+// Prometheus to measure them on. The rules' fleet comes first: the
+// analyses it names for the cluster (its wave's and its own) gate it with
+// the rules' queries and conditions, on the rules' Prometheus for the
+// cluster when they name one. Analyses only target names are added with
+// target's definitions. A change can add a gate; it cannot remove, weaken
+// or redirect one the rules hold.
+func (r *Rules) Gates(target *fleet.Fleet, c *fleet.Cluster) ([]*fleet.Analysis, *fleet.Prometheus) {
+	var gates []*fleet.Analysis
+	seen := map[string]bool{}
+	add := func(f *fleet.Fleet, fc *fleet.Cluster) {
+		if f == nil || fc == nil {
+			return
+		}
+		var names []string
+		if i := f.WaveIndex(fc.Wave); i >= 0 {
+			names = append(names, f.Rollout.Waves[i].Analysis...)
+		}
+		for _, n := range append(names, fc.Analysis...) {
+			if a := f.Rollout.Analyses[n]; a != nil && !seen[n] {
+				seen[n] = true
+				gates = append(gates, a)
+			}
+		}
+	}
+	var rc *fleet.Cluster
+	if r.Fleet != nil {
+		rc = r.Fleet.ClusterByName(c.Name)
+	}
+	add(r.Fleet, rc)
+	add(target, c)
+	prom := c.Prometheus
+	if rc != nil && rc.Prometheus != nil {
+		prom = rc.Prometheus
+	}
+	return gates, prom
+}
