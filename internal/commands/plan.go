@@ -136,6 +136,11 @@ func writePlan(w io.Writer, format string, doc rollout.PlanDoc, label string) er
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, line := range rollout.AnalysisLines(doc) {
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
 	if _, err := fmt.Fprintf(w, "plan for %s (%s change): %s\n", label, rollout.CategoryOf(doc.Change), doc.Verdict); err != nil {
 		return err
 	}

@@ -45,6 +45,34 @@ type PlanCluster struct {
 	Commits []string `json:"commits"`
 	// Governance names what the change edits of the rules that judge it.
 	Governance []string `json:"governance"`
+	// Analysis lists the analyses that will gate the cluster in its wave,
+	// each as "name (condition, every interval)".
+	Analysis []string `json:"analysis,omitempty"`
+}
+
+// AnalysisLines say which analyses gate which wave, one line per wave
+// with any: "wave canary: staging: error-rate (< 0.05, every 10s)".
+func AnalysisLines(doc PlanDoc) []string {
+	var out []string
+	var wave string
+	var parts []string
+	flush := func() {
+		if len(parts) > 0 {
+			out = append(out, "analysis gates wave "+wave+": "+strings.Join(parts, "; "))
+		}
+		parts = nil
+	}
+	for _, c := range doc.Clusters {
+		if c.Wave != wave {
+			flush()
+			wave = c.Wave
+		}
+		if len(c.Analysis) > 0 {
+			parts = append(parts, c.Name+": "+strings.Join(c.Analysis, ", "))
+		}
+	}
+	flush()
+	return out
 }
 
 // Document is the plan as convoy plan prints it.
@@ -64,6 +92,9 @@ func (plan *Plan) Document() PlanDoc {
 				pc.Commits = append(pc.Commits, t.Change.Revision)
 			}
 			pc.Governance = append(pc.Governance, t.Change.Governance...)
+		}
+		for _, a := range t.Analyses {
+			pc.Analysis = append(pc.Analysis, fmt.Sprintf("%s (%s, every %s)", a.Name, a.Condition.Text, a.Interval))
 		}
 		if doc.trustedBots == nil {
 			doc.trustedBots = t.TrustedBots
@@ -123,6 +154,12 @@ func Markdown(doc PlanDoc) string {
 			create, update, del = fmt.Sprint(len(c.Diff.Create)), fmt.Sprint(len(c.Diff.Update)), fmt.Sprint(len(c.Diff.Delete))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", MarkdownText(c.Wave), MarkdownText(c.Name), icon[c.Verdict], c.Objects, create, update, del)
+	}
+	if lines := AnalysisLines(doc); len(lines) > 0 {
+		b.WriteString("\n")
+		for _, l := range lines {
+			fmt.Fprintf(&b, "- %s\n", MarkdownText(l))
+		}
 	}
 	for _, c := range doc.Clusters {
 		lines := MessageLines(c)

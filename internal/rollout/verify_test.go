@@ -177,3 +177,17 @@ func TestAnalysisNeedsConsecutiveSuccesses(t *testing.T) {
 		t.Errorf("measured at %v, want until 1m30", m.at)
 	}
 }
+
+// TestPlanNamesTheGates: convoy plan says which analyses gate which wave,
+// in text and in the pull request's comment.
+func TestPlanNamesTheGates(t *testing.T) {
+	e, _ := analyzed(t, "p")
+	doc := e.plan("r1", nil).Document()
+	want := []string{"analysis gates wave canary: staging: error-rate (< 0.05, every 10s)"}
+	if got := rollout.AnalysisLines(doc); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("analysis lines %q, want %q", got, want)
+	}
+	if md := rollout.Markdown(doc); !strings.Contains(md, `- analysis gates wave canary: staging: error-rate \(&lt; 0.05, every 10s\)`) {
+		t.Errorf("the comment does not name the gate:\n%s", md)
+	}
+}
