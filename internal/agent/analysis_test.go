@@ -91,6 +91,18 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 			t.Errorf("/metrics has no %s", want)
 		}
 	}
+	// The status says where the canary's analysis stands.
+	var staged bool
+	for _, w := range a.Status().Waves {
+		for _, c := range w.Clusters {
+			if c.Name == "staging" && c.Analysis == "failed" && len(c.Measurements) == 1 && strings.Contains(c.Measurements[0], "errors on staging: fail") {
+				staged = true
+			}
+		}
+	}
+	if !staged {
+		t.Errorf("the status shows no analysis for staging: %+v", a.Status().Waves)
+	}
 	st := a.Status()
 	if len(st.Rollouts) == 0 || st.Rollouts[0].Revision != rev2 || st.Rollouts[0].Result != "failed" {
 		t.Errorf("status rollouts %+v, want version 2 failed", st.Rollouts)

@@ -49,6 +49,7 @@ func (a *Agent) clusterStatus(ctx context.Context, f *fleet.Fleet, c *fleet.Clus
 	default:
 		cs.Revision, cs.AppliedAt, cs.Health, cs.Objects = rec.Revision, rec.AppliedAt, rec.Health, len(rec.Inventory)
 		cs.Rules, cs.Base = rec.Change.Rules, rec.Change.Base
+		cs.Analysis, cs.Measurements = rec.Analysis, rec.Measurements
 		if !rec.Applied() {
 			cs.Health = rec.Status + ": " + rec.Reason
 		}

@@ -35,6 +35,10 @@ type clusterStatus struct {
 	CorrectedAt *time.Time `json:"correctedAt,omitempty"` // the last drift correction
 	Corrected   int        `json:"corrected,omitempty"`
 	Error       string     `json:"error,omitempty"`
+	// Analysis is where the analyses that gate the cluster stand
+	// (pending, passed, failed), with their last measurements.
+	Analysis     string   `json:"analysis,omitempty"`
+	Measurements []string `json:"measurements,omitempty"`
 }
 
 func newStatusCmd() *cobra.Command {
@@ -140,6 +144,7 @@ func readStatus(cmd *cobra.Command, connector *apply.Connector, fleetName string
 	row.Revision, row.PreviousRevision, row.AppliedAt = rec.Revision, rec.PreviousRevision, &at
 	row.Status, row.Health, row.FailedRevision, row.Reason = rec.Status, rec.Health, rec.FailedRevision, rec.Reason
 	row.Change, row.Objects = &rec.Change, len(rec.Inventory)
+	row.Analysis, row.Measurements = rec.Analysis, rec.Measurements
 	if !rec.CorrectedAt.IsZero() {
 		ct := rec.CorrectedAt
 		row.CorrectedAt, row.Corrected = &ct, rec.Corrected
@@ -208,5 +213,21 @@ func writeStatus(cmd *cobra.Command, output string, rows []clusterStatus) error 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Wave, source.Short(r.Revision), status, r.Health, r.Objects, drift, applied, changeDesc)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.Analysis == "" {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "%s: analysis %s\n", r.Name, r.Analysis); err != nil {
+			return err
+		}
+		for _, m := range r.Measurements {
+			if _, err := fmt.Fprintf(w, "  %s\n", m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -117,6 +117,8 @@ func (r *Runner) rollbackWave(ctx context.Context, start time.Time, plan *Plan, 
 			before = &apply.Record{Fleet: r.Fleet.Name, Cluster: name}
 		}
 		st.record = before.At(st.record)
+		// The record says why: the failed revision's analysis.
+		st.record.Analysis, st.record.Measurements = apply.AnalysisFailed, st.out.Measurements
 		if rbErr := r.rollback(ctx, start, plan, st, cause); rbErr != nil {
 			err = errors.Join(err, rbErr)
 		}

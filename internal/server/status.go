@@ -56,6 +56,10 @@ type ClusterStatus struct {
 	// base's revision), pinned, or bootstrap (its own: nothing ran before).
 	Rules string `json:"rules,omitempty"`
 	Base  string `json:"base,omitempty"`
+	// Analysis is where the analyses that gate the cluster stand
+	// (pending, passed, failed), with their last measurements.
+	Analysis     string   `json:"analysis,omitempty"`
+	Measurements []string `json:"measurements,omitempty"`
 }
 
 // HoldStatus is a change held by policy.
