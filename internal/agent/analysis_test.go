@@ -108,3 +108,70 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 		t.Errorf("status rollouts %+v, want version 2 failed", st.Rollouts)
 	}
 }
+
+// TestAgentAnalysisHoldsWhilePrometheusIsDown: Prometheus stops as the
+// canary runs version 2. Its analysis has no value through the bake, so
+// the rollout is held (never passed), production keeps version 1; when
+// Prometheus is back, the agent measures again by itself and completes.
+func TestAgentAnalysisHoldsWhilePrometheusIsDown(t *testing.T) {
+	svc := testenv.NewExporter(t)
+	svc.Set(0.01, 50*time.Millisecond)
+	prom := testenv.StartPrometheus(t, map[string][]string{"staging": {svc.Addr}})
+	fl := testFleet(t, "", "3s")
+	fl.CanaryGates = []string{"errors"}
+	fl.Analysis = `    rollbackOnFailure: true
+    analysis:
+      prometheus:
+        north: {address: "` + prom.URL + `"}
+      templates:
+      - name: errors
+        query: sum(rate(http_requests_total{cluster="{{ .Cluster }}",code=~"5.."}[4s])) / sum(rate(http_requests_total{cluster="{{ .Cluster }}"}[4s]))
+        condition: "< 0.05"
+        interval: 1s
+        consecutiveSuccesses: 2
+`
+	h := newHarness(t, fl.Files(1))
+	rev1 := h.repo.Head(t)
+	a, _ := h.start(h.config(func(c *Config) {
+		c.Repo.PollInterval.Duration = time.Second
+		c.HoldRecheck.Duration = 2 * time.Second
+	}), nil, "agent-1")
+	h.waitRevision(rev1, 90*time.Second, "staging", "prod", "dr")
+
+	staging := h.clusters.Get("staging").Client
+	down := make(chan struct{})
+	go func() {
+		defer close(down)
+		for ctx := t.Context(); ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
+			var cm corev1.ConfigMap
+			if staging.Get(ctx, client.ObjectKey{Namespace: fl.Name, Name: "settings"}, &cm) == nil && cm.Data["version"] == "2" {
+				prom.Stop()
+				return
+			}
+		}
+	}()
+	rev2 := h.repo.Commit(t, "version 2"+approved, fl.Settings(2))
+	testenv.WaitFor(t, 90*time.Second, "the hold on the canary's analysis", func() bool {
+		rs := a.Status().Rollouts
+		return len(rs) > 0 && rs[0].Revision == rev2 && rs[0].Result == "held"
+	})
+	<-down
+	if reason := a.Status().Rollouts[0].Reason; !strings.Contains(reason, "errors on staging: inconclusive") {
+		t.Errorf("held for %q, want the inconclusive measurement", reason)
+	}
+	if rec := h.record("staging"); rec.Revision != rev2 || rec.Analysis != apply.AnalysisPending {
+		t.Errorf("staging at %s with analysis %q, want version 2 pending", rec.Revision, rec.Analysis)
+	}
+	for _, c := range []string{"prod", "dr"} {
+		if r := h.record(c); r.Revision != rev1 {
+			t.Errorf("%s at %s while the canary is undecided, want version 1", c, r.Revision)
+		}
+	}
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitRevision(rev2, 90*time.Second, "staging", "prod", "dr")
+	if rec := h.record("staging"); rec.Analysis != apply.AnalysisPassed {
+		t.Errorf("staging analysis %q after Prometheus came back, want passed", rec.Analysis)
+	}
+}

@@ -108,7 +108,7 @@ type Result string
 
 const (
 	Done   Result = "done"   // every cluster runs the revision, healthy
-	Held   Result = "held"   // a wave is held by policy; earlier waves are done
+	Held   Result = "held"   // a wave is held by policy or an undecided analysis; earlier waves are done
 	Denied Result = "denied" // policy denied a cluster; nothing was written
 	Failed Result = "failed" // a wave failed (and was rolled back if configured)
 	// Superseded: a newer revision arrived; the waves done stay done, the

@@ -117,7 +117,7 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 						last = g.ms[len(g.ms)-1]
 					}
 					r.keepMeasurements(ctx, plan, gates, nil, apply.AnalysisPending)
-					return fmt.Errorf("wave %s: %w: %s", w.Name, ErrHeld, last)
+					return &heldError{msg: fmt.Sprintf("wave %s: held until its analysis decides: %s", w.Name, last)}
 				}
 			}
 		}
@@ -177,3 +177,10 @@ func (r *Runner) keepMeasurements(ctx context.Context, plan *Plan, gates []*gate
 		st.record = &rec
 	}
 }
+
+// heldError is a hold by an analysis that has no value: it wraps ErrHeld
+// but does not say "by policy".
+type heldError struct{ msg string }
+
+func (e *heldError) Error() string        { return e.msg }
+func (e *heldError) Is(target error) bool { return target == ErrHeld }
