@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/convoy-gitops/convoy/internal/analysis"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/source"
 )
@@ -71,7 +72,11 @@ func (d *Deployments) Event(ctx context.Context, e Event) {
 	if e.Cluster == "" {
 		return
 	}
-	state := map[string]string{"apply": "in_progress", "healthy": "success", "skipped": "success", "failed": "failure", "rollback": "failure"}[e.Step]
+	state := map[string]string{"apply": "in_progress", "healthy": "success", "skipped": "success", "failed": "failure", "rollback": "failure",
+		"verified": "success"}[e.Step]
+	if e.Step == "analysis" && e.Measurement != nil && e.Measurement.Verdict == analysis.Fail {
+		state = "failure" // the measurement that fails the wave
+	}
 	if state == "" {
 		return
 	}

@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/convoy-gitops/convoy/internal/analysis"
 	"github.com/convoy-gitops/convoy/internal/change"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/rollout"
@@ -213,5 +216,46 @@ func TestDriverRollsBackFromASnapshot(t *testing.T) {
 	}
 	if len(e.applies()) != 2 {
 		t.Errorf("applies after a broken render: %v", e.applies())
+	}
+}
+
+// A canary whose analysis fails: the driver plans the fleet's gate (on
+// the canary's Prometheus), the wave fails with the measurement, the
+// canary's deployment goes from success (healthy) to failure, prod's is
+// never started.
+func TestDriverAnalysisFailsTheCanary(t *testing.T) {
+	d, e, _ := newDriver(t)
+	e.at("staging", "r1")
+	e.at("prod", "r1")
+	dir := driverRepo(t, "r2")
+	gated := strings.Replace(driverFleet, "kubeconfig: {context: staging}}", `kubeconfig: {context: staging}, prometheus: {address: "http://prom:9090"}}`, 1)
+	gated = strings.Replace(gated, "- {name: canary, clusters: [staging]}", "- {name: canary, clusters: [staging], analysis: [error-rate]}", 1)
+	if err := os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(gated), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	d.Analyze = func(_ context.Context, c *fleet.Cluster, a *fleet.Analysis, q fleet.QueryData, at time.Time) analysis.Measurement {
+		asked = append(asked, c.Name+" "+a.Name+" "+c.Prometheus.Address+" "+q.Revision)
+		v := 0.08
+		return analysis.Measurement{Analysis: a.Name, Cluster: c.Name, Condition: a.Condition.Text, Value: &v, Verdict: analysis.Fail, At: at}
+	}
+	forge := &memForge{}
+	req := driverRequest(t, dir, "r2")
+	req.Deployments = &rollout.Deployments{API: forge}
+	_, out, err := d.Rollout(context.Background(), req)
+	if !errors.Is(err, rollout.ErrAnalysisFailed) || out.Result != rollout.Failed {
+		t.Fatalf("outcome %+v, error %v; want failed by the analysis", out, err)
+	}
+	if !slices.Equal(asked, []string{"staging error-rate http://prom:9090 r2"}) {
+		t.Errorf("measured %v, want the canary's error-rate once, on its Prometheus, at r2", asked)
+	}
+	want := map[string][]string{"staging": {"queued", "in_progress", "success", "failure"}, "prod": {"queued"}}
+	if diff := cmp.Diff(want, forge.statuses); diff != "" {
+		t.Errorf("deployment statuses (-want +got):\n%s", diff)
+	}
+	// Without a snapshot of r1 there is nothing to roll back with (the
+	// agent's test rolls back for real): the canary's record says r2 failed.
+	if got := e.runs(); got["staging"] != "r2 failed" || got["prod"] != "r1 applied" {
+		t.Errorf("runs %v, want r2 failed on the canary and prod untouched", got)
 	}
 }

@@ -164,7 +164,7 @@ type ClusterOutcome struct {
 type Event struct {
 	Wave    string
 	Cluster string // empty for wave-level events
-	Step    string // "dry-run", "apply", "healthy", "skipped", "failed", "rollback", "bake", "analysis", "held"
+	Step    string // "dry-run", "apply", "healthy", "skipped", "failed", "rollback", "bake", "analysis", "verified", "held"
 	Detail  string
 	Elapsed time.Duration
 	// Measurement is the measurement of an "analysis" step.

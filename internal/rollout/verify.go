@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/convoy-gitops/convoy/internal/analysis"
@@ -107,6 +109,9 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 		}
 		if done {
 			r.keepMeasurements(ctx, plan, gates, nil, apply.AnalysisPassed)
+			for _, st := range clustersOf(gates) {
+				r.emit(start, Event{Wave: w.Name, Cluster: st.target.Cluster.Name, Step: "verified", Detail: strings.Join(st.out.Measurements, "; ")})
+			}
 			return nil
 		}
 		if now.After(deadline.Add(grace)) {
@@ -139,6 +144,17 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 			return fmt.Errorf("wave %s: analysis: %w", w.Name, err)
 		}
 	}
+}
+
+// clustersOf lists the clusters of gates, in order, once each.
+func clustersOf(gates []*gate) []*clusterState {
+	var out []*clusterState
+	for _, g := range gates {
+		if !slices.Contains(out, g.st) {
+			out = append(out, g.st)
+		}
+	}
+	return out
 }
 
 // keepMeasurements writes, into the record of each cluster with gates,
