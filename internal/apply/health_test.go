@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -109,5 +111,58 @@ func TestHealthWaitOutlivesFailedPolls(t *testing.T) {
 	}
 	if took < 4*time.Second {
 		t.Errorf("the health wait ended after %s, before its 4s timeout", took.Round(time.Millisecond))
+	}
+}
+
+// TestHealthIsOfTheNewRevision: a Deployment whose status still says
+// Available for its previous spec (observedGeneration behind generation,
+// no controller to catch up) is not healthy after the new revision is
+// applied: health is judged on what was just applied, never on the
+// previous revision's status (the class of bug of Argo CD's issue 29410).
+// The same status with the spec unchanged is healthy, so the status the
+// test writes is one kstatus accepts.
+func TestHealthIsOfTheNewRevision(t *testing.T) {
+	c := shared(t)
+	a := applier(t, c)
+	ctx := context.Background()
+	dep := func(image string) string {
+		return sub(t, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: registry.example/web:`+image+`}]
+`)
+	}
+	opts := apply.Options{HealthTimeout: 3 * time.Second, WaitInterval: 200 * time.Millisecond}
+	// Version 1, then the status a deployment controller would write for it.
+	if _, err := a.Apply(ctx, objects(t, nsDoc, dep("1")), nil, apply.Options{HealthTimeout: time.Second, WaitInterval: 200 * time.Millisecond}); err == nil {
+		t.Fatal("version 1 was healthy before any status was written")
+	}
+	live := &appsv1.Deployment{}
+	key := client.ObjectKey{Namespace: sub(t, "shop"), Name: "web"}
+	if err := c.Client.Get(ctx, key, live); err != nil {
+		t.Fatal(err)
+	}
+	live.Status = appsv1.DeploymentStatus{ObservedGeneration: live.Generation, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"},
+		}}
+	if err := c.Client.Status().Update(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Apply(ctx, objects(t, nsDoc, dep("1")), nil, opts); err != nil {
+		t.Fatalf("version 1 with its status: %v, want healthy", err)
+	}
+	// Version 2: the spec changes, the status is still version 1's.
+	_, err := a.Apply(ctx, objects(t, nsDoc, dep("2")), nil, opts)
+	var ue *apply.UnhealthyError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), sub(t, "Deployment/shop/web")) {
+		t.Fatalf("version 2 under version 1's Available status: %v, want unhealthy naming the Deployment", err)
 	}
 }
