@@ -40,7 +40,11 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 `
 	h := newHarness(t, fl.Files(1))
 	rev1 := h.repo.Head(t)
-	a, _ := h.start(h.config(func(c *Config) { c.Repo.PollInterval.Duration = time.Second }), nil, "agent-1")
+	prom.WaitForSeries(t, 30*time.Second, `rate(http_requests_total{cluster="staging"}[4s])`)
+	a, _ := h.start(h.config(func(c *Config) {
+		c.Repo.PollInterval.Duration = time.Second
+		c.HoldRecheck.Duration = 2 * time.Second // should Prometheus lag behind under load
+	}), nil, "agent-1")
 	h.waitRevision(rev1, 90*time.Second, "staging", "prod", "dr")
 	if rec := h.record("staging"); rec.Analysis != apply.AnalysisPassed || len(rec.Measurements) != 1 || !strings.Contains(rec.Measurements[0], "errors on staging: pass") {
 		t.Fatalf("staging at version 1: analysis %q, measurements %q; want passed", rec.Analysis, rec.Measurements)
@@ -91,18 +95,18 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 			t.Errorf("/metrics has no %s", want)
 		}
 	}
-	// The status says where the canary's analysis stands.
-	var staged bool
-	for _, w := range a.Status().Waves {
-		for _, c := range w.Clusters {
-			if c.Name == "staging" && c.Analysis == "failed" && len(c.Measurements) == 1 && strings.Contains(c.Measurements[0], "errors on staging: fail") {
-				staged = true
+	// Once the rollout has ended, the status says where the canary's
+	// analysis stands: failed, with the failing measurement.
+	testenv.WaitFor(t, 30*time.Second, "the canary's failed analysis in the status", func() bool {
+		for _, w := range a.Status().Waves {
+			for _, c := range w.Clusters {
+				if c.Name == "staging" && c.Analysis == "failed" && len(c.Measurements) == 1 && strings.Contains(c.Measurements[0], "errors on staging: fail") {
+					return true
+				}
 			}
 		}
-	}
-	if !staged {
-		t.Errorf("the status shows no analysis for staging: %+v", a.Status().Waves)
-	}
+		return false
+	})
 	st := a.Status()
 	if len(st.Rollouts) == 0 || st.Rollouts[0].Revision != rev2 || st.Rollouts[0].Result != "failed" {
 		t.Errorf("status rollouts %+v, want version 2 failed", st.Rollouts)
@@ -132,6 +136,7 @@ func TestAgentAnalysisHoldsWhilePrometheusIsDown(t *testing.T) {
 `
 	h := newHarness(t, fl.Files(1))
 	rev1 := h.repo.Head(t)
+	prom.WaitForSeries(t, 30*time.Second, `rate(http_requests_total{cluster="staging"}[4s])`)
 	a, _ := h.start(h.config(func(c *Config) {
 		c.Repo.PollInterval.Duration = time.Second
 		c.HoldRecheck.Duration = 2 * time.Second

@@ -19,6 +19,11 @@ func (r *Runner) newRecord(plan *Plan, st *clusterState, inventory []string) *ap
 	rec.Revision, rec.RenderHash = plan.Revision, st.target.Hash
 	rec.AppliedAt = r.now().UTC()
 	rec.Status, rec.Health, rec.Reason, rec.FailedRevision = apply.StatusApplied, "healthy", "", ""
+	// The analyses of this revision have yet to run.
+	rec.Analysis, rec.Measurements = "", nil
+	if len(st.target.Analyses) > 0 {
+		rec.Analysis = apply.AnalysisPending
+	}
 	rec.Verdict = string(st.target.Decision.Verdict)
 	rec.Messages = nil
 	for _, m := range st.target.Decision.Warn {

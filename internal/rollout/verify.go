@@ -66,7 +66,10 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 	if r.Analyze == nil {
 		return fmt.Errorf("wave %s: analyses gate it, but this rollout cannot measure them", w.Name)
 	}
-	began := r.now()
+	// The schedule counts the time slept, not the clock: the agent's clock
+	// may be simulated (and stand still) while Prometheus answers for the
+	// wall clock, which every query is made at.
+	var began time.Time
 	deadline := began.Add(w.Bake)
 	// After the bake, an undecided analysis gets as many more intervals as
 	// it could need to decide; then it is inconclusive.
@@ -76,15 +79,16 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 		n := max(g.a.Count, g.a.ConsecutiveSuccesses+g.a.FailureLimit) + 1
 		grace = max(grace, time.Duration(n)*g.a.Interval)
 	}
+	var elapsed time.Duration
 	for {
-		now := r.now()
+		now := began.Add(elapsed)
 		for _, g := range gates {
 			if g.finished || g.next.After(now) {
 				continue
 			}
 			c := g.cluster
 			m := r.Analyze(ctx, c, g.a, fleet.QueryData{Cluster: c.Name, Region: c.Region, Environment: c.Environment,
-				Wave: w.Name, Revision: plan.Revision, Labels: c.Labels}, now)
+				Wave: w.Name, Revision: plan.Revision, Labels: c.Labels}, time.Now())
 			g.ms = append(g.ms, m)
 			g.next = now.Add(g.a.Interval)
 			g.verdict = analysis.Tally(g.a, g.ms)
@@ -140,9 +144,11 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 		} else if deadline.Before(wake) {
 			wake = deadline
 		}
-		if err := r.sleep(ctx, max(wake.Sub(now), 0)); err != nil {
+		d := max(wake.Sub(now), time.Millisecond)
+		if err := r.sleep(ctx, d); err != nil {
 			return fmt.Errorf("wave %s: analysis: %w", w.Name, err)
 		}
+		elapsed += d
 	}
 }
 

@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,4 +185,23 @@ func (p *Prometheus) Stop() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 	p.cmd = nil
+}
+
+// WaitForSeries waits until query returns at least one series: scrapes
+// enough for a rate() over its window, say.
+func (p *Prometheus) WaitForSeries(t testing.TB, timeout time.Duration, query string) {
+	t.Helper()
+	WaitFor(t, timeout, "a series of "+query, func() bool {
+		resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(query))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&body) == nil && len(body.Data.Result) > 0
+	})
 }
