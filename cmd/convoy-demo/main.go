@@ -57,6 +57,7 @@ type demo struct {
 	clusters *testenv.Clusters
 	clock    *demoClock
 	agent    *agent.Agent
+	service  *testenv.Exporter // the canary's service, as Prometheus scrapes it
 	addr     string
 	began    time.Time
 }
@@ -90,6 +91,23 @@ func run(ctx context.Context, fast bool, listen string) (err error) {
 	}
 	d.say("clusters up: %s (kubeconfig %s)", strings.Join(clusters, ", "), d.clusters.KubeconfigFile)
 
+	d.step("Starting Prometheus, scraping the canary's service every second (1 %% errors)")
+	if d.service, err = testenv.StartExporter(); err != nil {
+		return err
+	}
+	defer d.service.Close()
+	d.service.Set(0.01, 80*time.Millisecond)
+	promDir := filepath.Join(work, "prometheus")
+	if err := os.MkdirAll(promDir, 0o755); err != nil {
+		return err
+	}
+	prom, err := testenv.RunPrometheus(promDir, map[string][]string{"staging": {d.service.Addr}})
+	if err != nil {
+		return err
+	}
+	defer prom.Stop()
+	d.say("prometheus at %s", prom.URL)
+
 	d.step("Turning fixtures/fleet into a local git repository")
 	d.repo = filepath.Join(work, "fleet-config")
 	if err := os.MkdirAll(d.repo, 0o755); err != nil {
@@ -100,9 +118,25 @@ func run(ctx context.Context, fast bool, listen string) (err error) {
 	}
 	bake := "10s"
 	if fast {
-		bake = "2s"
+		bake = "6s" // long enough for the canary's analysis to see errors
 	}
-	if err := edit(filepath.Join(d.repo, "fleet.yaml"), "bake: 30s", "bake: "+bake); err != nil {
+	if err := edit(filepath.Join(d.repo, "fleet.yaml"), "bake: 30s", "bake: "+bake+", analysis: [errors]"); err != nil {
+		return err
+	}
+	// The canary wave is verified by its error rate on Prometheus, measured
+	// every second through the bake (docs/analysis.md).
+	if err := edit(filepath.Join(d.repo, "fleet.yaml"), "  rollout:\n    waves:\n", `  rollout:
+    analysis:
+      prometheus:
+        cn-north: {address: "`+prom.URL+`"}
+      templates:
+      - name: errors
+        query: sum(rate(http_requests_total{cluster="{{ .Cluster }}",code=~"5.."}[4s])) / sum(rate(http_requests_total{cluster="{{ .Cluster }}"}[4s]))
+        condition: "< 0.05"
+        interval: 1s
+        consecutiveSuccesses: 2
+    waves:
+`); err != nil {
 		return err
 	}
 	d.git("init", "--quiet", "--initial-branch=main")
@@ -199,6 +233,24 @@ log: {format: text}
 	if err := d.status(ctx); err != nil {
 		return err
 	}
+	d.step("A change whose canary serves errors: its analysis fails in the canary wave, and it is rolled back")
+	if err := edit(filepath.Join(d.repo, "environments/base/deployment.yaml"), "resource-scheduler:2.0.0", "resource-scheduler:2.1.0"); err != nil {
+		return err
+	}
+	rev4 := d.commit("Resource scheduler 2.1\n\n## Rollback\nRevert this commit.\n\nChange-Category: normal\nApproved-by: Wei Chen <wei.chen@example.com>\n")
+	d.say("commit %s: normal change, approved; version 2.1.0 answers 8 %% of requests with errors", rev4[:12])
+	go d.failWhenCanaryRuns(ctx, "resource-scheduler:2.1.0")
+	rec, err := d.waitRolledBack(ctx, rev4, 3*time.Minute)
+	if err != nil {
+		return err
+	}
+	d.say("staging is back at %s: %s", rec.Revision[:12], rec.Reason)
+	for _, m := range rec.Measurements {
+		d.say("measured: %s", m)
+	}
+	if err := d.showDeployments(ctx); err != nil {
+		return err
+	}
 	page, err := httpGet(ctx, "http://"+d.addr+"/")
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)
@@ -258,6 +310,42 @@ func (d *demo) waitRevision(ctx context.Context, rev string, names []string, tim
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// failWhenCanaryRuns makes the canary's service answer 8 % of its requests
+// with errors once staging runs image.
+func (d *demo) failWhenCanaryRuns(ctx context.Context, image string) {
+	for ctx.Err() == nil {
+		var dep appsv1.Deployment
+		key := client.ObjectKey{Namespace: fleetName, Name: "resource-scheduler"}
+		if d.clusters.Get("staging").Client.Get(ctx, key, &dep) == nil {
+			if cs := dep.Spec.Template.Spec.Containers; len(cs) > 0 && strings.HasSuffix(cs[0].Image, image) {
+				d.service.Set(0.08, 80*time.Millisecond)
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitRolledBack waits until staging's record says rev failed and was
+// rolled back.
+func (d *demo) waitRolledBack(ctx context.Context, rev string, timeout time.Duration) (*apply.Record, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		rec, err := apply.ReadRecord(ctx, d.clusters.Get("staging").Client, fleetName)
+		if err == nil && rec != nil && rec.FailedRevision == rev && rec.Status == apply.StatusRolledBack {
+			return rec, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("staging did not roll %s back within %s", rev[:12], timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

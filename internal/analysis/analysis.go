@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +49,7 @@ type Measurement struct {
 func (m Measurement) String() string {
 	v := "no value"
 	if m.Value != nil {
-		v = fmt.Sprintf("%g", *m.Value)
+		v = strconv.FormatFloat(*m.Value, 'g', 4, 64)
 	}
 	s := fmt.Sprintf("%s on %s: %s (%s %s)", m.Analysis, m.Cluster, m.Verdict, v, m.Condition)
 	if m.Reason != "" {

@@ -46,6 +46,16 @@ type Exporter struct {
 // latency until the test ends.
 func NewExporter(t testing.TB) *Exporter {
 	t.Helper()
+	e, err := StartExporter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// StartExporter is NewExporter outside a test: Close stops it.
+func StartExporter() (*Exporter, error) {
 	e := &Exporter{latency: 50 * time.Millisecond, last: time.Now()}
 	reg := prometheus.NewRegistry()
 	e.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "http_requests_total", Help: "Requests served, by status code."}, []string{"code"})
@@ -54,7 +64,7 @@ func NewExporter(t testing.TB) *Exporter {
 	reg.MustRegister(e.requests, e.duration)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	e.Addr = l.Addr().String()
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
@@ -63,9 +73,11 @@ func NewExporter(t testing.TB) *Exporter {
 		h.ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = e.srv.Serve(l) }()
-	t.Cleanup(func() { _ = e.srv.Close() })
-	return e
+	return e, nil
 }
+
+// Close stops serving.
+func (e *Exporter) Close() { _ = e.srv.Close() }
 
 // Set changes the service's error ratio (0..1) and latency from now on.
 func (e *Exporter) Set(errRatio float64, latency time.Duration) {
@@ -108,15 +120,25 @@ type Prometheus struct {
 // addresses) every second; it is stopped when the test ends.
 func StartPrometheus(t testing.TB, targets map[string][]string) *Prometheus {
 	t.Helper()
-	assets, err := AssetsDir(false)
+	p, err := RunPrometheus(t.TempDir(), targets)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// RunPrometheus is StartPrometheus outside a test, keeping its files in
+// dir: Stop stops it.
+func RunPrometheus(dir string, targets map[string][]string) (*Prometheus, error) {
+	assets, err := AssetsDir(false)
+	if err != nil {
+		return nil, err
+	}
 	bin := filepath.Join(assets, "prometheus")
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s: %v (make tools builds it)", bin, err)
+		return nil, fmt.Errorf("%s: %w (make tools builds it)", bin, err)
 	}
-	dir := t.TempDir()
 	var b strings.Builder
 	b.WriteString("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n- job_name: service\n  static_configs:\n")
 	for cluster, addrs := range targets {
@@ -124,21 +146,20 @@ func StartPrometheus(t testing.TB, targets map[string][]string) *Prometheus {
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	addr := l.Addr().String()
 	l.Close()
 	p := &Prometheus{URL: "http://" + addr, dir: dir, args: []string{bin, "--config.file=" + cfg, "--web.listen-address=" + addr,
 		"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--log.level=warn"}}
 	if err := p.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(p.Stop)
-	return p
+	return p, nil
 }
 
 // Start starts the server (again, after Stop, on the same port and data)
