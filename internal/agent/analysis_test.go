@@ -46,7 +46,7 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 		c.HoldRecheck.Duration = 2 * time.Second // should Prometheus lag behind under load
 	}), nil, "agent-1")
 	h.waitRevision(rev1, 90*time.Second, "staging", "prod", "dr")
-	if rec := h.record("staging"); rec.Analysis != apply.AnalysisPassed || len(rec.Measurements) != 1 || !strings.Contains(rec.Measurements[0], "errors on staging: pass") {
+	if rec := h.record("staging"); rec.Analysis != apply.AnalysisPassed || len(rec.Measurements) != 1 || !strings.Contains(rec.Measurements[0].String(), "errors on staging: pass") {
 		t.Fatalf("staging at version 1: analysis %q, measurements %q; want passed", rec.Analysis, rec.Measurements)
 	}
 
@@ -100,7 +100,7 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "the canary's failed analysis in the status", func() bool {
 		for _, w := range a.Status().Waves {
 			for _, c := range w.Clusters {
-				if c.Name == "staging" && c.Analysis == "failed" && len(c.Measurements) == 1 && strings.Contains(c.Measurements[0], "errors on staging: fail") {
+				if c.Name == "staging" && c.Analysis == "failed" && len(c.Measurements) == 1 && strings.Contains(c.Measurements[0].String(), "errors on staging: fail") {
 					return true
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/convoy-gitops/convoy/internal/analysis"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -81,11 +82,11 @@ type Record struct {
 	// at Revision: AnalysisPending until they pass, AnalysisPassed, or
 	// AnalysisFailed; "" when none gates it.
 	Analysis string `json:"analysis,omitempty"`
-	// Measurements are the last measurements of those analyses, one line
-	// each: analysis, cluster, verdict, value, condition.
-	Measurements []string `json:"measurements,omitempty"`
-	Agent        string   `json:"agent,omitempty"`
-	Inventory    []string `json:"-"` // object IDs convoy applied and owns
+	// Measurements are the last measurement of each of those analyses:
+	// query, value, condition, time and verdict.
+	Measurements []analysis.Measurement `json:"measurements,omitempty"`
+	Agent        string                 `json:"agent,omitempty"`
+	Inventory    []string               `json:"-"` // object IDs convoy applied and owns
 	// Fingerprints maps inventory IDs to the fingerprint of convoy's
 	// server-side apply ownership when it was last applied (see Drift). An
 	// inventory ID without one is unverified: the next drift check re-applies it.

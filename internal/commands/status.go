@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/convoy-gitops/convoy/internal/analysis"
 	"github.com/convoy-gitops/convoy/internal/apply"
 	"github.com/convoy-gitops/convoy/internal/fleet"
 	"github.com/convoy-gitops/convoy/internal/source"
@@ -37,8 +38,8 @@ type clusterStatus struct {
 	Error       string     `json:"error,omitempty"`
 	// Analysis is where the analyses that gate the cluster stand
 	// (pending, passed, failed), with their last measurements.
-	Analysis     string   `json:"analysis,omitempty"`
-	Measurements []string `json:"measurements,omitempty"`
+	Analysis     string                 `json:"analysis,omitempty"`
+	Measurements []analysis.Measurement `json:"measurements,omitempty"`
 }
 
 func newStatusCmd() *cobra.Command {
@@ -224,7 +225,7 @@ func writeStatus(cmd *cobra.Command, output string, rows []clusterStatus) error 
 			return err
 		}
 		for _, m := range r.Measurements {
-			if _, err := fmt.Fprintf(w, "  %s\n", m); err != nil {
+			if _, err := fmt.Fprintf(w, "  %s at %s\n    %s\n", m, m.At.UTC().Format(time.RFC3339), m.Query); err != nil {
 				return err
 			}
 		}

@@ -157,7 +157,7 @@ type ClusterOutcome struct {
 	Duration time.Duration `json:"duration"`
 	// Measurements are the last measurement of each analysis that gated
 	// the cluster, one line each.
-	Measurements []string `json:"measurements,omitempty"`
+	Measurements []analysis.Measurement `json:"measurements,omitempty"`
 }
 
 // Event is a progress step, for the CLI's progress lines and the agent's logs.

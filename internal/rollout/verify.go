@@ -114,7 +114,11 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 		if done {
 			r.keepMeasurements(ctx, plan, gates, nil, apply.AnalysisPassed)
 			for _, st := range clustersOf(gates) {
-				r.emit(start, Event{Wave: w.Name, Cluster: st.target.Cluster.Name, Step: "verified", Detail: strings.Join(st.out.Measurements, "; ")})
+				var lines []string
+				for _, m := range st.out.Measurements {
+					lines = append(lines, m.String())
+				}
+				r.emit(start, Event{Wave: w.Name, Cluster: st.target.Cluster.Name, Step: "verified", Detail: strings.Join(lines, "; ")})
 			}
 			return nil
 		}
@@ -186,7 +190,7 @@ func (r *Runner) keepMeasurements(ctx context.Context, plan *Plan, gates []*gate
 		}
 		for _, g := range byCluster[st] {
 			if len(g.ms) > 0 {
-				rec.Measurements = append(rec.Measurements, g.ms[len(g.ms)-1].String())
+				rec.Measurements = append(rec.Measurements, g.ms[len(g.ms)-1])
 			}
 		}
 		st.out.Measurements = rec.Measurements

@@ -91,7 +91,7 @@ func TestAnalysisPassesThroughTheBake(t *testing.T) {
 		t.Errorf("prod %q, want r1 applied after the canary passed", got["prod"])
 	}
 	rec := e.clusters["staging"].record
-	if rec.Analysis != apply.AnalysisPassed || len(rec.Measurements) != 1 || !strings.Contains(rec.Measurements[0], "error-rate on staging: pass (0.01 < 0.05)") {
+	if rec.Analysis != apply.AnalysisPassed || len(rec.Measurements) != 1 || !strings.Contains(rec.Measurements[0].String(), "error-rate on staging: pass (0.01 < 0.05)") {
 		t.Errorf("staging record: analysis %q, measurements %q", rec.Analysis, rec.Measurements)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/convoy-gitops/convoy/internal/analysis"
 )
 
 // Status is the agent's state as /api/status serves it (JSON field names are
@@ -58,8 +60,8 @@ type ClusterStatus struct {
 	Base  string `json:"base,omitempty"`
 	// Analysis is where the analyses that gate the cluster stand
 	// (pending, passed, failed), with their last measurements.
-	Analysis     string   `json:"analysis,omitempty"`
-	Measurements []string `json:"measurements,omitempty"`
+	Analysis     string                 `json:"analysis,omitempty"`
+	Measurements []analysis.Measurement `json:"measurements,omitempty"`
 }
 
 // HoldStatus is a change held by policy.
