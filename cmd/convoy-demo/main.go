@@ -125,18 +125,7 @@ func run(ctx context.Context, fast bool, listen string) (err error) {
 	}
 	// The canary wave is verified by its error rate on Prometheus, measured
 	// every second through the bake (docs/analysis.md).
-	if err := edit(filepath.Join(d.repo, "fleet.yaml"), "  rollout:\n    waves:\n", `  rollout:
-    analysis:
-      prometheus:
-        cn-north: {address: "`+prom.URL+`"}
-      templates:
-      - name: errors
-        query: sum(rate(http_requests_total{cluster="{{ .Cluster }}",code=~"5.."}[4s])) / sum(rate(http_requests_total{cluster="{{ .Cluster }}"}[4s]))
-        condition: "< 0.05"
-        interval: 1s
-        consecutiveSuccesses: 2
-    waves:
-`); err != nil {
+	if err := edit(filepath.Join(d.repo, "fleet.yaml"), "  rollout:\n    waves:\n", "  rollout:\n"+testenv.ErrorsAnalysis(prom.URL, "cn-north")+"    waves:\n"); err != nil {
 		return err
 	}
 	d.git("init", "--quiet", "--initial-branch=main")

@@ -15,6 +15,21 @@ import (
 	"github.com/convoy-gitops/convoy/internal/testenv"
 )
 
+// analysisHarness serves the canary's service (1 % errors) to a real
+// Prometheus scraping it every second, and a fleet whose canary wave,
+// baking bake, is gated by the errors analysis on it, with rollback.
+func analysisHarness(t *testing.T, bake string) (*testenv.Exporter, *testenv.Prometheus, testenv.Fleet, *harness) {
+	svc := testenv.NewExporter(t)
+	svc.Set(0.01, 50*time.Millisecond)
+	prom := testenv.StartPrometheus(t, map[string][]string{"staging": {svc.Addr}})
+	fl := testFleet(t, "", bake)
+	fl.CanaryGates = []string{"errors"}
+	fl.Analysis = "    rollbackOnFailure: true\n" + testenv.ErrorsAnalysis(prom.URL, "north")
+	h := newHarness(t, fl.Files(1))
+	prom.WaitForSeries(t, 30*time.Second, `rate(http_requests_total{cluster="staging"}[4s])`)
+	return svc, prom, fl, h
+}
+
 // TestAgentAnalysisRollsBackACanaryServingErrors: the canary wave is gated
 // by an error-rate analysis on a real Prometheus scraping the canary's
 // service every second. Version 1 serves 1 % errors: the analysis passes
@@ -22,25 +37,8 @@ import (
 // analysis fails in the canary wave, the canary goes back to version 1 and
 // production is never written with version 2.
 func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
-	svc := testenv.NewExporter(t)
-	svc.Set(0.01, 50*time.Millisecond)
-	prom := testenv.StartPrometheus(t, map[string][]string{"staging": {svc.Addr}})
-	fl := testFleet(t, "", "6s")
-	fl.CanaryGates = []string{"errors"}
-	fl.Analysis = `    rollbackOnFailure: true
-    analysis:
-      prometheus:
-        north: {address: "` + prom.URL + `"}
-      templates:
-      - name: errors
-        query: sum(rate(http_requests_total{cluster="{{ .Cluster }}",code=~"5.."}[4s])) / sum(rate(http_requests_total{cluster="{{ .Cluster }}"}[4s]))
-        condition: "< 0.05"
-        interval: 1s
-        consecutiveSuccesses: 2
-`
-	h := newHarness(t, fl.Files(1))
+	svc, _, fl, h := analysisHarness(t, "6s")
 	rev1 := h.repo.Head(t)
-	prom.WaitForSeries(t, 30*time.Second, `rate(http_requests_total{cluster="staging"}[4s])`)
 	a, _ := h.start(h.config(func(c *Config) {
 		c.Repo.PollInterval.Duration = time.Second
 		c.HoldRecheck.Duration = 2 * time.Second // should Prometheus lag behind under load
@@ -118,25 +116,8 @@ func TestAgentAnalysisRollsBackACanaryServingErrors(t *testing.T) {
 // the rollout is held (never passed), production keeps version 1; when
 // Prometheus is back, the agent measures again by itself and completes.
 func TestAgentAnalysisHoldsWhilePrometheusIsDown(t *testing.T) {
-	svc := testenv.NewExporter(t)
-	svc.Set(0.01, 50*time.Millisecond)
-	prom := testenv.StartPrometheus(t, map[string][]string{"staging": {svc.Addr}})
-	fl := testFleet(t, "", "3s")
-	fl.CanaryGates = []string{"errors"}
-	fl.Analysis = `    rollbackOnFailure: true
-    analysis:
-      prometheus:
-        north: {address: "` + prom.URL + `"}
-      templates:
-      - name: errors
-        query: sum(rate(http_requests_total{cluster="{{ .Cluster }}",code=~"5.."}[4s])) / sum(rate(http_requests_total{cluster="{{ .Cluster }}"}[4s]))
-        condition: "< 0.05"
-        interval: 1s
-        consecutiveSuccesses: 2
-`
-	h := newHarness(t, fl.Files(1))
+	_, prom, fl, h := analysisHarness(t, "3s")
 	rev1 := h.repo.Head(t)
-	prom.WaitForSeries(t, 30*time.Second, `rate(http_requests_total{cluster="staging"}[4s])`)
 	a, _ := h.start(h.config(func(c *Config) {
 		c.Repo.PollInterval.Duration = time.Second
 		c.HoldRecheck.Duration = 2 * time.Second

@@ -226,3 +226,20 @@ func (p *Prometheus) WaitForSeries(t testing.TB, timeout time.Duration, query st
 		return json.NewDecoder(resp.Body).Decode(&body) == nil && len(body.Data.Result) > 0
 	})
 }
+
+// ErrorsAnalysis is YAML for spec.rollout (four spaces in) of an analysis
+// "errors": the 5xx ratio of http_requests_total over 4 s, under 5 %,
+// measured every second, twice in a row to pass, on the Prometheus at url
+// for the clusters of region.
+func ErrorsAnalysis(url, region string) string {
+	return `    analysis:
+      prometheus:
+        ` + region + `: {address: "` + url + `"}
+      templates:
+      - name: errors
+        query: sum(rate(http_requests_total{cluster="{{ .Cluster }}",code=~"5.."}[4s])) / sum(rate(http_requests_total{cluster="{{ .Cluster }}"}[4s]))
+        condition: "< 0.05"
+        interval: 1s
+        consecutiveSuccesses: 2
+`
+}
