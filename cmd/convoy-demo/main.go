@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -139,7 +138,7 @@ func run(ctx context.Context, fast bool, listen string) (err error) {
 	}
 	d.clock = newDemoClock(time.Date(2026, 11, 25, 22, 0, 0, 0, shanghai))
 	if listen == "127.0.0.1:0" {
-		if listen, err = freePort(); err != nil {
+		if listen, err = testenv.FreeAddr(); err != nil {
 			return err
 		}
 	}
@@ -403,15 +402,6 @@ func (d *demo) status(ctx context.Context) error {
 		return fmt.Errorf("convoy status: exit %d: %s", code, errOut.String())
 	}
 	return nil
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func httpGet(ctx context.Context, url string) ([]byte, error) {

@@ -141,12 +141,10 @@ func (q *Querier) Measure(ctx context.Context, a *fleet.Analysis, data fleet.Que
 	m.Verdict = Pass
 	for _, v := range values {
 		if math.IsNaN(v) {
-			v := v
 			m.Value, m.Verdict, m.Reason = &v, Inconclusive, "the value is NaN"
 			return m
 		}
 		if !a.Condition.Met(v) {
-			v := v
 			m.Value, m.Verdict = &v, Fail
 			return m
 		}

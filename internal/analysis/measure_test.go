@@ -2,12 +2,7 @@ package analysis_test
 
 import (
 	"context"
-	"encoding/json"
-	"net"
-	"net/http"
-	neturl "net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +17,10 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // deadAddr is an address nothing listens on: a target Prometheus finds
 // down.
 func deadAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	return addr
 }
 
@@ -70,7 +63,8 @@ spec:
 	}
 	// rate() over [1m] needs two scrapes of each of the four live targets.
 	testenv.WaitFor(t, 30*time.Second, "two scrapes of every target", func() bool {
-		return instant(t, prom.URL, "count(rate(http_request_duration_seconds_count[1m]))") == 4
+		vs, err := prom.Query("count(rate(http_request_duration_seconds_count[1m]))")
+		return err == nil && len(vs) == 1 && vs[0] == 4
 	})
 
 	for _, tt := range []struct {
@@ -110,30 +104,4 @@ spec:
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 30*time.Second, "Prometheus back", func() bool { return measure("error-rate", "prod").Verdict == analysis.Pass })
-}
-
-// instant is the value of a query returning one number, or -1.
-func instant(t *testing.T, url, query string) float64 {
-	t.Helper()
-	resp, err := http.Get(url + "/api/v1/query?query=" + neturl.QueryEscape(query))
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body.Data.Result) != 1 {
-		return -1
-	}
-	s, _ := body.Data.Result[0].Value[1].(string)
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return -1
-	}
-	return v
 }

@@ -17,7 +17,7 @@ const (
 	ExitOK    = 0
 	ExitDeny  = 1 // denied, failed, or test failures
 	ExitError = 2 // bad input, unreachable dependencies, not built yet
-	ExitHold  = 3 // held by policy; retry later
+	ExitHold  = 3 // held (by policy, an undecided analysis, a suspension); retry later
 )
 
 // exitError carries a process exit code through cobra. Its message, when set,

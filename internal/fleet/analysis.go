@@ -90,6 +90,14 @@ var Builtins = map[string]Analysis{
 	},
 }
 
+// The built-ins' queries are parsed once.
+func init() {
+	for name, a := range Builtins {
+		a.tmpl = template.Must(template.New(name).Option("missingkey=error").Parse(a.Query))
+		Builtins[name] = a
+	}
+}
+
 // Condition is a test of a measured value: one or more comparisons with a
 // number, all of which must hold ("< 0.05", ">= 0.5", "> 0 && < 0.05").
 type Condition struct {
@@ -175,8 +183,7 @@ func (s *spec) analyses(af analysisFile) map[string]*Analysis {
 	for name, b := range Builtins {
 		a := b
 		a.Name, a.Builtin = name, true
-		s.defaults(&a)
-		a.tmpl = template.Must(template.New(name).Option("missingkey=error").Parse(a.Query))
+		withDefaults(&a)
 		out[name] = &a
 	}
 	const p = "spec.rollout.analysis.templates"
@@ -228,7 +235,7 @@ func (s *spec) analyses(af analysisFile) map[string]*Analysis {
 		default:
 			s.addf(ip+".inconclusive", "%q is not a choice, expected %q (the default) or %q", a.Inconclusive, InconclusiveHold, InconclusiveFail)
 		}
-		s.defaults(a)
+		withDefaults(a)
 		if a.Name != "" {
 			out[a.Name] = a
 		}
@@ -236,7 +243,8 @@ func (s *spec) analyses(af analysisFile) map[string]*Analysis {
 	return out
 }
 
-func (s *spec) defaults(a *Analysis) {
+// withDefaults fills the fields an analysis left unset.
+func withDefaults(a *Analysis) {
 	if a.Interval == 0 {
 		a.Interval = DefaultAnalysisInterval
 	}
@@ -300,10 +308,8 @@ func (s *spec) analysis(sp *specFile, r *Rollout) {
 			byRegion[region] = p
 		}
 	}
+	// s.clusters and r.Waves hold one entry per item of the file.
 	for i := range sp.Clusters {
-		if i >= len(s.clusters) {
-			break
-		}
 		c, cf := &s.clusters[i], &sp.Clusters[i]
 		if cf.Prometheus != nil {
 			c.Prometheus = s.prometheus(index("spec.clusters", i)+".prometheus", *cf.Prometheus)
@@ -312,9 +318,6 @@ func (s *spec) analysis(sp *specFile, r *Rollout) {
 		}
 	}
 	for i := range sp.Rollout.Waves {
-		if i >= len(r.Waves) {
-			break
-		}
 		w := &r.Waves[i]
 		var members []*Cluster
 		for _, name := range w.Clusters {
@@ -325,9 +328,6 @@ func (s *spec) analysis(sp *specFile, r *Rollout) {
 		w.Analysis = s.gates(index("spec.rollout.waves", i)+".analysis", sp.Rollout.Waves[i].Analysis, r.Analyses, members, w.Name)
 	}
 	for i := range sp.Clusters {
-		if i >= len(s.clusters) {
-			break
-		}
 		c := &s.clusters[i]
 		c.Analysis = s.gates(index("spec.clusters", i)+".analysis", sp.Clusters[i].Analysis, r.Analyses, []*Cluster{c}, c.Wave)
 	}

@@ -206,20 +206,31 @@ func (s *spec) kubeconfig(p string, kf *kubeconfigFile) KubeconfigRef {
 	return k
 }
 
+// validKeys lists the keys of the mapping at p, in file order, that are
+// qualified names (each other one is a problem: not a what) and whose
+// values decoded.
+func (s *spec) validKeys(p, what string) []string {
+	var out []string
+	for _, key := range s.doc.Keys(p) {
+		kp := child(p, key)
+		if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+			s.addf(kp, "%q is not a %s: %s", key, what, strings.Join(errs, "; "))
+			continue
+		}
+		if !s.doc.Failed(kp) {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
 func (s *spec) capacity(p string, m map[string]string) map[string]resource.Quantity {
 	if len(m) == 0 {
 		return nil
 	}
 	out := make(map[string]resource.Quantity, len(m))
-	for _, key := range s.doc.Keys(p) {
+	for _, key := range s.validKeys(p, "resource name") {
 		kp := child(p, key)
-		if errs := validation.IsQualifiedName(key); len(errs) > 0 {
-			s.addf(kp, "%q is not a resource name: %s", key, strings.Join(errs, "; "))
-			continue
-		}
-		if s.doc.Failed(kp) {
-			continue
-		}
 		text := m[key]
 		q, err := resource.ParseQuantity(text)
 		switch {
@@ -239,15 +250,8 @@ func (s *spec) labels(p string, m map[string]string) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, len(m))
-	for _, key := range s.doc.Keys(p) {
+	for _, key := range s.validKeys(p, "label key") {
 		kp := child(p, key)
-		if errs := validation.IsQualifiedName(key); len(errs) > 0 {
-			s.addf(kp, "%q is not a label key: %s", key, strings.Join(errs, "; "))
-			continue
-		}
-		if s.doc.Failed(kp) {
-			continue
-		}
 		val := m[key]
 		if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
 			s.addf(kp, "%q is not a label value: %s", val, strings.Join(errs, "; "))

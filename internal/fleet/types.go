@@ -147,6 +147,24 @@ func (f *Fleet) WaveClusters() [][]*Cluster {
 	return out
 }
 
+// Gates are the analyses that gate cluster c: its wave's, then its own,
+// each once.
+func (f *Fleet) Gates(c *Cluster) []*Analysis {
+	var names []string
+	if i := f.WaveIndex(c.Wave); i >= 0 {
+		names = append(names, f.Rollout.Waves[i].Analysis...)
+	}
+	var out []*Analysis
+	seen := map[string]bool{}
+	for _, n := range append(names, c.Analysis...) {
+		if a := f.Rollout.Analyses[n]; a != nil && !seen[n] {
+			seen[n] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // TrustedBots are the apps whose approvals count: policy data trustedBots.
 func TrustedBots(policyData map[string]any) []string {
 	list, _ := policyData["trustedBots"].([]any)

@@ -229,14 +229,7 @@ func (e *engineEnv) plan(revision string, verdicts map[string]policy.Verdict) *r
 		case policy.Deny:
 			d = policy.Decision{Verdict: policy.Deny, Deny: []policy.Message{{Msg: "needs 2 approvals"}}}
 		}
-		// The wave's analyses gate the cluster, as the planner finds them.
-		var gates []*fleet.Analysis
-		if i := e.f.WaveIndex(c.Wave); i >= 0 {
-			for _, n := range e.f.Rollout.Waves[i].Analysis {
-				gates = append(gates, e.f.Rollout.Analyses[n])
-			}
-		}
-		p.Targets = append(p.Targets, rollout.Target{Cluster: c, Objects: objectsOf(revision), Hash: "hash-" + revision, Decision: d, Analyses: gates})
+		p.Targets = append(p.Targets, rollout.Target{Cluster: c, Objects: objectsOf(revision), Hash: "hash-" + revision, Decision: d, Analyses: e.f.Gates(c)})
 	}
 	return p
 }

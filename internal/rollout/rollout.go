@@ -177,7 +177,7 @@ type DeniedError struct{ Messages []string }
 func (e *DeniedError) Error() string { return strings.Join(e.Messages, "\n") }
 
 // ErrHeld is wrapped by the error of a held rollout.
-var ErrHeld = errors.New("held by policy")
+var ErrHeld = errors.New("held")
 
 // ErrSuperseded is wrapped by the error of a superseded rollout.
 var ErrSuperseded = errors.New("superseded by a newer revision")
@@ -291,7 +291,7 @@ func (r *Runner) Run(ctx context.Context, plan *Plan) (*Outcome, error) {
 		if len(held) > 0 {
 			r.emit(start, Event{Wave: w.Name, Step: "held", Detail: held[0]})
 			out.Result, out.Reason = Held, held[0]
-			return out, fmt.Errorf("wave %s: %w: %s", w.Name, ErrHeld, strings.Join(held, "; "))
+			return out, fmt.Errorf("wave %s: %w by policy: %s", w.Name, ErrHeld, strings.Join(held, "; "))
 		}
 		if err := ctx.Err(); err != nil {
 			out.Result, out.Reason = Failed, "interrupted before wave "+w.Name

@@ -124,29 +124,22 @@ func (r *Runner) verify(ctx context.Context, start time.Time, plan *Plan, w flee
 		}
 		if now.After(deadline.Add(grace)) {
 			for _, g := range gates {
-				if !g.finished {
-					last := analysis.Measurement{Analysis: g.a.Name, Cluster: g.st.target.Cluster.Name, Verdict: analysis.Inconclusive, Reason: "no measurement"}
-					if len(g.ms) > 0 {
-						last = g.ms[len(g.ms)-1]
-					}
+				if !g.finished { // measured at least once: every gate is due at the start
 					r.keepMeasurements(ctx, plan, gates, nil, apply.AnalysisPending)
-					return &heldError{msg: fmt.Sprintf("wave %s: held until its analysis decides: %s", w.Name, last)}
+					return fmt.Errorf("wave %s: %w until its analysis decides: %s", w.Name, ErrHeld, g.ms[len(g.ms)-1])
 				}
 			}
 		}
-		wake := deadline.Add(grace)
-		if !now.Before(deadline) || wake.Before(now) {
-			wake = now.Add(time.Second)
+		// Wake for the next measurement due, and no later than the bake's
+		// end; past it, at least every second to check the grace.
+		wake := now.Add(time.Second)
+		if now.Before(deadline) {
+			wake = deadline
 		}
 		for _, g := range gates {
 			if !g.finished && g.next.Before(wake) {
 				wake = g.next
 			}
-		}
-		if !now.Before(deadline) {
-			// Past the bake only the gates' own intervals matter.
-		} else if deadline.Before(wake) {
-			wake = deadline
 		}
 		d := max(wake.Sub(now), time.Millisecond)
 		if err := r.sleep(ctx, d); err != nil {
@@ -203,10 +196,3 @@ func (r *Runner) keepMeasurements(ctx context.Context, plan *Plan, gates []*gate
 		st.record = &rec
 	}
 }
-
-// heldError is a hold by an analysis that has no value: it wraps ErrHeld
-// but does not say "by policy".
-type heldError struct{ msg string }
-
-func (e *heldError) Error() string        { return e.msg }
-func (e *heldError) Is(target error) bool { return target == ErrHeld }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -148,12 +149,10 @@ func RunPrometheus(dir string, targets map[string][]string) (*Prometheus, error)
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	p := &Prometheus{URL: "http://" + addr, dir: dir, args: []string{bin, "--config.file=" + cfg, "--web.listen-address=" + addr,
 		"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--log.level=warn"}}
 	if err := p.Start(); err != nil {
@@ -208,22 +207,42 @@ func (p *Prometheus) Stop() {
 	p.cmd = nil
 }
 
+// Query returns the values of an instant query's series, now.
+func (p *Prometheus) Query(query string) ([]float64, error) {
+	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	out := make([]float64, 0, len(body.Data.Result))
+	for _, r := range body.Data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: value %v: %w", query, r.Value[1], err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // WaitForSeries waits until query returns at least one series: scrapes
 // enough for a rate() over its window, say.
 func (p *Prometheus) WaitForSeries(t testing.TB, timeout time.Duration, query string) {
 	t.Helper()
 	WaitFor(t, timeout, "a series of "+query, func() bool {
-		resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(query))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Data struct {
-				Result []json.RawMessage `json:"result"`
-			} `json:"data"`
-		}
-		return json.NewDecoder(resp.Body).Decode(&body) == nil && len(body.Data.Result) > 0
+		vs, err := p.Query(query)
+		return err == nil && len(vs) > 0
 	})
 }
 

@@ -333,28 +333,17 @@ func (r *Rules) Edits(target *Rules) []string {
 // or redirect one the rules hold.
 func (r *Rules) Gates(target *fleet.Fleet, c *fleet.Cluster) ([]*fleet.Analysis, *fleet.Prometheus) {
 	var gates []*fleet.Analysis
-	seen := map[string]bool{}
-	add := func(f *fleet.Fleet, fc *fleet.Cluster) {
-		if f == nil || fc == nil {
-			return
-		}
-		var names []string
-		if i := f.WaveIndex(fc.Wave); i >= 0 {
-			names = append(names, f.Rollout.Waves[i].Analysis...)
-		}
-		for _, n := range append(names, fc.Analysis...) {
-			if a := f.Rollout.Analyses[n]; a != nil && !seen[n] {
-				seen[n] = true
-				gates = append(gates, a)
-			}
-		}
-	}
 	var rc *fleet.Cluster
 	if r.Fleet != nil {
-		rc = r.Fleet.ClusterByName(c.Name)
+		if rc = r.Fleet.ClusterByName(c.Name); rc != nil {
+			gates = r.Fleet.Gates(rc)
+		}
 	}
-	add(r.Fleet, rc)
-	add(target, c)
+	for _, a := range target.Gates(c) {
+		if !slices.ContainsFunc(gates, func(g *fleet.Analysis) bool { return g.Name == a.Name }) {
+			gates = append(gates, a)
+		}
+	}
 	prom := c.Prometheus
 	if rc != nil && rc.Prometheus != nil {
 		prom = rc.Prometheus

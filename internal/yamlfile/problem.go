@@ -35,13 +35,7 @@ type Error struct {
 }
 
 // Error returns one line per problem.
-func (e *Error) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
+func (e *Error) Error() string { return strings.Join(e.Strings(), "\n") }
 
 // Strings returns the problems formatted, one per element.
 func (e *Error) Strings() []string {
